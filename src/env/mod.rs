@@ -1,0 +1,193 @@
+//! Environments behind one [`Env`] abstraction.
+//!
+//! Two kinds of action space cover the chapter: continuous boxes (Pendulum-v1,
+//! MountainCarContinuous-v0, LQR) and integer vectors under linear constraints
+//! (Allocation), where maximizing over actions is itself an integer program.
+//!
+//! The required methods write into caller buffers so that training loops never
+//! allocate per step; [`Env::reset`] and [`Env::step`] are owned-value conveniences
+//! for notebooks and tests. Reset follows Gymnasium: `Some(seed)` reseeds the
+//! environment's own random stream, `None` continues it.
+
+pub mod allocation;
+pub mod lqr;
+pub mod mountain_car;
+pub mod pendulum;
+
+use crate::error::{Error, Result};
+
+/// The environment ids [`make`] accepts.
+pub const KNOWN_ENVS: &[&str] = &[
+    "Pendulum-v1",
+    "MountainCarContinuous-v0",
+    "Lqr",
+    "Allocation",
+];
+
+/// One linear constraint `Σ coefficients[i]·x[i] ≤ bound` on an integer action.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LinearConstraint {
+    pub name: String,
+    pub coefficients: Vec<f64>,
+    pub bound: f64,
+}
+
+/// Integer action vectors `x` with `lower ≤ x ≤ upper` and every constraint satisfied.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IntegerSpace {
+    pub lower: Vec<i64>,
+    pub upper: Vec<i64>,
+    pub constraints: Vec<LinearConstraint>,
+}
+
+/// The actions an environment accepts.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum ActionSpace {
+    /// Real vectors in `[low, high]` (Gymnasium's `Box`). Out-of-box actions are accepted
+    /// and handled as the environment specifies (Gymnasium clips them).
+    Box { low: Vec<f64>, high: Vec<f64> },
+    /// Integer vectors under bounds and linear constraints.
+    Integer(IntegerSpace),
+}
+
+impl ActionSpace {
+    /// Number of action components.
+    pub fn dim(&self) -> usize {
+        match self {
+            ActionSpace::Box { low, .. } => low.len(),
+            ActionSpace::Integer(space) => space.lower.len(),
+        }
+    }
+}
+
+impl IntegerSpace {
+    /// Why `x` is not a feasible action, or `None` if it is.
+    pub fn violation(&self, x: &[f64]) -> Option<String> {
+        for (i, &xi) in x.iter().enumerate() {
+            if xi.fract() != 0.0 {
+                return Some(format!("component {i} is {xi}, not an integer"));
+            }
+            if xi < self.lower[i] as f64 || xi > self.upper[i] as f64 {
+                return Some(format!(
+                    "component {i} is {xi}, outside [{}, {}]",
+                    self.lower[i], self.upper[i]
+                ));
+            }
+        }
+        for c in &self.constraints {
+            let lhs: f64 = c.coefficients.iter().zip(x).map(|(a, b)| a * b).sum();
+            if lhs > c.bound + 1e-9 {
+                return Some(format!("constraint {:?}: {lhs} > {}", c.name, c.bound));
+            }
+        }
+        None
+    }
+}
+
+/// What a step returns besides the next observation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepOutcome {
+    pub reward: f64,
+    /// The episode reached a terminal state (MountainCar's goal).
+    pub terminated: bool,
+    /// The episode was cut by the time limit.
+    pub truncated: bool,
+}
+
+/// An owned step result, for notebooks and tests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub observation: Vec<f32>,
+    pub reward: f64,
+    pub terminated: bool,
+    pub truncated: bool,
+}
+
+/// A Markov decision process that can be reset, stepped, and put in any state.
+pub trait Env: Send {
+    /// The environment id (Gymnasium's id where there is one).
+    fn id(&self) -> &str;
+    /// Length of the observation vector.
+    fn observation_dim(&self) -> usize;
+    fn action_space(&self) -> &ActionSpace;
+    /// Time limit after which `truncated` is set (`None`: no limit).
+    fn max_episode_steps(&self) -> Option<usize>;
+
+    /// Start an episode. `Some(seed)` reseeds the environment's stream, `None` continues it.
+    fn reset_into(&mut self, seed: Option<u64>, observation: &mut [f32]);
+    /// Apply `action`; write the next observation.
+    fn step_into(&mut self, action: &[f64], next_observation: &mut [f32]) -> Result<StepOutcome>;
+
+    /// The internal state, in f64 as Gymnasium keeps it.
+    fn state(&self) -> &[f64];
+    /// Put the environment in `state` with `elapsed_steps` already taken in the episode
+    /// (used to replay Gymnasium traces and to evaluate Bellman targets at base points).
+    fn set_state(&mut self, state: &[f64], elapsed_steps: usize) -> Result<()>;
+    /// The observation of the current state.
+    fn observe(&self, observation: &mut [f32]);
+
+    /// [`Env::reset_into`] returning an owned observation.
+    fn reset(&mut self, seed: Option<u64>) -> Vec<f32> {
+        let mut obs = vec![0.0; self.observation_dim()];
+        self.reset_into(seed, &mut obs);
+        obs
+    }
+
+    /// [`Env::step_into`] returning an owned [`Step`].
+    fn step(&mut self, action: &[f64]) -> Result<Step> {
+        let mut observation = vec![0.0; self.observation_dim()];
+        let out = self.step_into(action, &mut observation)?;
+        Ok(Step {
+            observation,
+            reward: out.reward,
+            terminated: out.terminated,
+            truncated: out.truncated,
+        })
+    }
+}
+
+/// Check an action's length, finiteness and (for integer spaces) feasibility.
+pub fn validate_action(env: &str, space: &ActionSpace, action: &[f64]) -> Result<()> {
+    if action.len() != space.dim() {
+        return Err(Error::ActionDim {
+            env: env.to_string(),
+            expected: space.dim(),
+            got: action.len(),
+        });
+    }
+    if let Some((index, &value)) = action.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::NonFiniteAction {
+            env: env.to_string(),
+            index,
+            value,
+        });
+    }
+    if let ActionSpace::Integer(space) = space {
+        if let Some(reason) = space.violation(action) {
+            return Err(Error::InfeasibleAction {
+                env: env.to_string(),
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Check a state's length (for [`Env::set_state`]).
+pub fn validate_state(env: &str, expected: usize, state: &[f64]) -> Result<()> {
+    if state.len() != expected {
+        return Err(Error::StateDim {
+            env: env.to_string(),
+            expected,
+            got: state.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Build an environment by id, with its default settings.
+pub fn make(id: &str) -> Result<Box<dyn Env>> {
+    match id {
+        _ => Err(Error::UnknownEnv(id.to_string())),
+    }
+}

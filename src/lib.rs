@@ -1,0 +1,24 @@
+//! # policy-param
+//!
+//! Faithful, fast implementations of the algorithms of the chapter
+//! *Policy Parametrization Methods*, with the ground truth they are tested against.
+//!
+//! | chapter | module |
+//! |---|---|
+//! | the MDPs of every section: Pendulum-v1, MountainCarContinuous-v0 (Gymnasium-exact), LQR, integer Allocation | [`env`] |
+//! | ground truth: discrete Riccati solution, q*, v*, soft (entropy-regularized) LQR | [`env::lqr`] |
+//! | the function approximators q(s,a;θ), d(s;w): MLPs with input gradients, Adam, target copies | [`nn`] |
+//! | seeding: one seed per run, one stream per consumer | [`rng`] |
+//! | evaluation of a policy over seeded episodes, in parallel | [`eval`] |
+//!
+//! Conventions: networks compute in `f32`, ground truth in `f64`; every random number
+//! comes from a stream derived from the run's [`rng::RunSeed`], so results are
+//! bit-identical for a seed whatever the number of rayon threads.
+
+pub mod env;
+pub mod error;
+pub mod eval;
+pub mod nn;
+pub mod rng;
+
+pub use error::{Error, Result};
