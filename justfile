@@ -1,0 +1,65 @@
+# policy-param: `just reproduce` (main job) and `just test` (everything CI checks).
+# Run `just --list` for the rest.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv_gym := ".venv-gym"
+venv_jupyter := ".venv-jupyter"
+
+# List the recipes.
+default:
+    @just --list
+
+# Main job: run the experiments and write tables and figures to results/.
+reproduce:
+    cargo run --release -p policy-param-cli -- demo lqr --out results
+
+# Everything CI checks: Rust tests, Gymnasium agreement (committed and fresh traces), notebooks headless.
+test: test-rust check-traces test-gymnasium test-notebooks
+
+# Unit, integration and command-line tests.
+test-rust:
+    cargo test --workspace
+
+# Replay the committed Gymnasium traces through our environments.
+check-traces:
+    cargo run -q -p policy-param-cli -- env check-trace tests/data/traces/*.csv
+
+# Write fresh traces with Gymnasium from PyPI and replay them (catches drift in either side).
+test-gymnasium: gym-venv
+    tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT; \
+    {{venv_gym}}/bin/python scripts/gym_traces.py "$tmp"; \
+    cargo run -q -p policy-param-cli -- env check-trace "$tmp"/*.csv
+
+# Regenerate the committed traces under tests/data/traces/.
+traces: gym-venv
+    {{venv_gym}}/bin/python scripts/gym_traces.py tests/data/traces
+
+# Python venv with Gymnasium, pinned (reference traces).
+gym-venv:
+    [ -x {{venv_gym}}/bin/python ] || python3 -m venv {{venv_gym}}
+    {{venv_gym}}/bin/pip install -q --disable-pip-version-check -r scripts/requirements-gym.txt
+
+# Install the Rust Jupyter kernel (evcxr) and Jupyter in a local venv, and register the kernel.
+kernel:
+    command -v evcxr_jupyter >/dev/null || cargo install evcxr_jupyter --locked
+    [ -x {{venv_jupyter}}/bin/python ] || python3 -m venv {{venv_jupyter}}
+    {{venv_jupyter}}/bin/pip install -q --disable-pip-version-check -r scripts/requirements-notebooks.txt
+    PATH="$PWD/{{venv_jupyter}}/bin:$PATH" evcxr_jupyter --install
+
+# Open the notebooks in Jupyter Lab with the Rust kernel.
+notebooks: kernel
+    {{venv_jupyter}}/bin/jupyter lab notebooks
+
+# Execute every notebook headless; an erroring cell fails.
+test-notebooks: kernel
+    PATH="$PWD/{{venv_jupyter}}/bin:$PATH" scripts/run_notebooks.sh notebooks/*.ipynb
+
+# Criterion benchmarks (release).
+bench:
+    cargo bench
+
+# Format and lint.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
