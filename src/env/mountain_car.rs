@@ -10,6 +10,9 @@
 //!   becomes 0;
 //! - terminated when `x ≥ 0.45` and `v ≥ goal_velocity` (0 by default);
 //! - reward = `−0.1·a²` of the **unclipped** action, plus 100 on termination.
+//! - like Gymnasium's `TimeLimit`, stepping on after the episode ended (termination or
+//!   truncation) is allowed: the dynamics continue and `truncated` stays set until a reset;
+//!   a step before any reset or [`Env::set_state`] is [`Error::NotReset`].
 //!
 //! Gymnasium stores the state after a step as a `float32` array but draws the reset
 //! state in `float64`, and NumPy 2 then computes parts of the next step in `float32`
@@ -215,24 +218,24 @@ impl Env for MountainCar {
             _ => Python(force.value() * POWER - gravity),
         };
         velocity = velocity.add(acceleration);
-        if velocity.gt(Python(MAX_SPEED)) {
+        if velocity.np_gt(Python(MAX_SPEED)) {
             velocity = Python(MAX_SPEED);
         }
-        if velocity.lt(Python(-MAX_SPEED)) {
+        if velocity.np_lt(Python(-MAX_SPEED)) {
             velocity = Python(-MAX_SPEED);
         }
         position = position.add(velocity);
-        if position.gt(Python(MAX_POSITION)) {
+        if position.np_gt(Python(MAX_POSITION)) {
             position = Python(MAX_POSITION);
         }
-        if position.lt(Python(MIN_POSITION)) {
+        if position.np_lt(Python(MIN_POSITION)) {
             position = Python(MIN_POSITION);
         }
-        if position.eq(Python(MIN_POSITION)) && velocity.lt(Python(0.0)) {
+        if position.np_eq(Python(MIN_POSITION)) && velocity.np_lt(Python(0.0)) {
             velocity = Python(0.0);
         }
-        let terminated =
-            position.ge(Python(GOAL_POSITION)) && velocity.ge(Python(self.params.goal_velocity));
+        let terminated = position.np_ge(Python(GOAL_POSITION))
+            && velocity.np_ge(Python(self.params.goal_velocity));
 
         let mut reward = if terminated { 100.0 } else { 0.0 };
         reward -= pow2(a) * 0.1;

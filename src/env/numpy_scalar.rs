@@ -62,7 +62,8 @@ impl Scalar {
         }
     }
 
-    /// `self > other`, `self < other`, … compare in the promoted precision.
+    /// Both operands in the precision NumPy compares them in (the `np_*` comparisons):
+    /// a Python float meeting a `float32` is first cast to `float32`.
     fn promoted_pair(self, other: Scalar) -> (f64, f64) {
         match (self, other) {
             (F32(a), Python(b)) => (f64::from(a), f64::from(b as f32)),
@@ -71,22 +72,22 @@ impl Scalar {
         }
     }
 
-    pub(crate) fn gt(self, other: Scalar) -> bool {
+    pub(crate) fn np_gt(self, other: Scalar) -> bool {
         let (a, b) = self.promoted_pair(other);
         a > b
     }
 
-    pub(crate) fn lt(self, other: Scalar) -> bool {
+    pub(crate) fn np_lt(self, other: Scalar) -> bool {
         let (a, b) = self.promoted_pair(other);
         a < b
     }
 
-    pub(crate) fn ge(self, other: Scalar) -> bool {
+    pub(crate) fn np_ge(self, other: Scalar) -> bool {
         let (a, b) = self.promoted_pair(other);
         a >= b
     }
 
-    pub(crate) fn eq(self, other: Scalar) -> bool {
+    pub(crate) fn np_eq(self, other: Scalar) -> bool {
         let (a, b) = self.promoted_pair(other);
         a == b
     }
@@ -163,10 +164,10 @@ mod tests {
         assert_eq!(F32(1.0).add(F64(0.1)), F64(1.1));
         assert_eq!(Python(1.0).add(Python(0.1)), Python(1.1));
         // float32(0.45) is just below 0.45, yet equals 0.45 against a Python float.
-        assert!(F32(0.45).ge(Python(0.45)));
-        assert!(!F64(f64::from(0.45f32)).ge(Python(0.45)));
-        assert!(F32(-1.2).eq(Python(-1.2)));
-        assert!(!F32(0.07).gt(Python(0.07)));
-        assert!(F64(f64::from(0.07f32)).gt(Python(0.07)));
+        assert!(F32(0.45).np_ge(Python(0.45)));
+        assert!(!F64(f64::from(0.45f32)).np_ge(Python(0.45)));
+        assert!(F32(-1.2).np_eq(Python(-1.2)));
+        assert!(!F32(0.07).np_gt(Python(0.07)));
+        assert!(F64(f64::from(0.07f32)).np_gt(Python(0.07)));
     }
 }

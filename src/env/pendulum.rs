@@ -11,6 +11,9 @@
 //! - `θ̇ ← clip(θ̇ + (3g/(2l)·sin θ + 3/(m l²)·u)·dt, -8, 8)`, then `θ ← θ + θ̇·dt`
 //!   (semi-implicit Euler, the angle is never wrapped);
 //! - the observation is `[cos θ, sin θ, θ̇]` rounded to `f32`; the state stays `f64`.
+//! - like Gymnasium's `TimeLimit`, stepping on after the episode ended (termination or
+//!   truncation) is allowed: the dynamics continue and `truncated` stays set until a reset;
+//!   a step before any reset or [`Env::set_state`] is [`Error::NotReset`].
 //!
 //! The agreement is with Gymnasium stepped with `float64` actions (as the traces do):
 //! Gymnasium's own `float32` action space would make NumPy compute `u²` and `3u` in
