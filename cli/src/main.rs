@@ -1,6 +1,15 @@
 //! The `policy-param` command line.
+//!
+//! Exit codes: 0 success, 1 a check ran and failed, 2 the command could not run
+//! (bad arguments, unreadable or malformed input).
 
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail};
 use clap::{Parser, Subcommand};
+use policy_param::env::trace::{check_trace, TraceReport};
+use policy_param::Error;
 
 #[derive(Parser)]
 #[command(
@@ -14,8 +23,102 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Environment checks.
+    Env {
+        #[command(subcommand)]
+        command: EnvCommand,
+    },
+}
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Subcommand)]
+enum EnvCommand {
+    /// Replay Gymnasium trace CSVs (written by scripts/gym_traces.py) on our environments.
+    ///
+    /// Prints a summary per environment, then as last line
+    /// `rows=N max_abs_err=X flag_mismatches=M`; exits 1 when an observation or reward
+    /// differs by more than the tolerance or a flag differs.
+    CheckTrace {
+        /// Trace files.
+        #[arg(required = true, value_name = "FILE.csv")]
+        files: Vec<PathBuf>,
+        /// Largest absolute difference accepted in observations and rewards.
+        #[arg(long, default_value_t = 1e-5)]
+        tolerance: f64,
+    },
+}
+
+/// A command's verdict when it ran to the end.
+enum Verdict {
+    Pass,
+    Fail,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap prints help and version to stdout with success, usage errors with code 2.
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    match run(cli) {
+        Ok(Verdict::Pass) => ExitCode::SUCCESS,
+        Ok(Verdict::Fail) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<Verdict> {
+    match cli.command {
+        Command::Env {
+            command: EnvCommand::CheckTrace { files, tolerance },
+        } => check_traces(&files, tolerance),
+    }
+}
+
+fn check_traces(files: &[PathBuf], tolerance: f64) -> anyhow::Result<Verdict> {
+    if !(tolerance.is_finite() && tolerance >= 0.0) {
+        bail!("--tolerance must be a finite number ≥ 0, got {tolerance}");
+    }
+    let mut total = TraceReport::default();
+    for file in files {
+        let report = check_trace(file).map_err(|e| match e {
+            // The other errors name the file already.
+            Error::UnknownEnv(_) => anyhow!("{}: {e}", file.display()),
+            e => e.into(),
+        })?;
+        total.merge(report);
+    }
+    for (env, s) in &total.per_env {
+        println!(
+            "{env}: rows={} max_abs_err={:e} flag_mismatches={}",
+            s.rows, s.max_abs_err, s.flag_mismatches
+        );
+    }
+    if let Some(w) = total.worst.as_ref().filter(|w| w.abs_err() > 0.0) {
+        println!(
+            "largest difference: {} line {} ({} seed {} t {}) {}: gymnasium {:?}, ours {:?}",
+            w.source, w.line, w.env, w.seed, w.t, w.quantity, w.expected, w.got
+        );
+    }
+    if let Some(f) = &total.first_flag_mismatch {
+        println!(
+            "first flag mismatch: {} line {} ({} seed {} t {}) {}: gymnasium {}, ours {}",
+            f.source, f.line, f.env, f.seed, f.t, f.flag, f.expected, !f.expected
+        );
+    }
+    println!(
+        "rows={} max_abs_err={:e} flag_mismatches={}",
+        total.rows, total.max_abs_err, total.flag_mismatches
+    );
+    Ok(if total.agrees(tolerance) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    })
 }

@@ -12,7 +12,9 @@
 pub mod allocation;
 pub mod lqr;
 pub mod mountain_car;
+mod numpy_scalar;
 pub mod pendulum;
+pub mod trace;
 
 use crate::error::{Error, Result};
 
@@ -188,6 +190,8 @@ pub fn validate_state(env: &str, expected: usize, state: &[f64]) -> Result<()> {
 /// Build an environment by id, with its default settings.
 pub fn make(id: &str) -> Result<Box<dyn Env>> {
     match id {
+        pendulum::ID => Ok(Box::new(pendulum::Pendulum::new())),
+        mountain_car::ID => Ok(Box::new(mountain_car::MountainCar::new())),
         _ => Err(Error::UnknownEnv(id.to_string())),
     }
 }
