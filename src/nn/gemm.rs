@@ -226,8 +226,9 @@ mod tests {
         (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect()
     }
 
-    /// Shapes that exercise every path of every backend: empty, vectors (n = 1, m = 1,
-    /// k = 1), partial register tiles, and more than one cache block in each dimension.
+    /// Shapes that exercise every path of every backend: empty; vectors (n = 1, m = 1,
+    /// k = 1); shallow products (k ≤ 8); few rows (B read in place); partial register
+    /// tiles; both tile orders; and more than one cache block in each dimension.
     const SHAPES: &[(usize, usize, usize)] = &[
         (0, 3, 4),
         (3, 0, 4),
@@ -238,7 +239,9 @@ mod tests {
         (7, 9, 1),
         (5, 17, 3),
         (13, 33, 29),
+        (30, 20, 12),
         (80, 40, 300),
+        (40, 1100, 20),
         (150, 1030, 7),
     ];
 
@@ -263,16 +266,37 @@ mod tests {
                 let at_b = |p, j| if tb { b[j * k + p] } else { b[p * n + j] };
                 for (alpha, beta) in [(1.0, 0.0), (-0.5, 1.0), (2.0, 0.25)] {
                     let expected = reference(dims, alpha, at_a, at_b, beta, &c0);
-                    for backend in Backend::ALL {
-                        let mut c = c0.clone();
-                        matmul(backend, dims, alpha, op(&a, ta), op(&b, tb), beta, &mut c);
+                    let check = |c: &[f64], name: &str| {
                         for (got, want) in c.iter().zip(&expected) {
                             assert!(
                                 (got - want).abs() <= 1e-12 * (1.0 + want.abs()),
-                                "{backend:?} {m}×{n}×{k} ta={ta} tb={tb} α={alpha} β={beta}: {got} vs {want}"
+                                "{name} {m}×{n}×{k} ta={ta} tb={tb} α={alpha} β={beta}: {got} vs {want}"
                             );
                         }
+                    };
+                    for backend in Backend::ALL {
+                        let mut c = c0.clone();
+                        matmul(backend, dims, alpha, op(&a, ta), op(&b, tb), beta, &mut c);
+                        check(&c, &format!("{backend:?}"));
                     }
+                    // The packed backend's build for CPUs without AVX2.
+                    let mut c = c0.clone();
+                    let (a_row, a_col) = if ta { (1, m) } else { (k, 1) };
+                    let (b_row, b_col) = if tb { (1, k) } else { (n, 1) };
+                    let problem = Problem {
+                        dims,
+                        alpha,
+                        a: &a,
+                        a_row,
+                        a_col,
+                        b: &b,
+                        b_row,
+                        b_col,
+                        beta,
+                        c: &mut c,
+                    };
+                    crate::nn::packed::gemm_baseline::<f64, 6, 8>(problem);
+                    check(&c, "Packed (baseline build)");
                 }
             }
         }

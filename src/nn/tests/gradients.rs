@@ -39,7 +39,7 @@ fn check(sizes: &[usize], hidden: Activation, output: Activation, batch: usize, 
     mlp.backward(&mut ws, &r, &mut grads, Some(&mut grad_input))
         .expect("shapes match");
 
-    for i in 0..mlp.num_params() {
+    for (i, &analytic) in grads.iter().enumerate() {
         let original = mlp.params()[i];
         mlp.params_mut()[i] = original + H;
         let plus = loss(&mlp, &input, &r, &mut ws);
@@ -48,7 +48,7 @@ fn check(sizes: &[usize], hidden: Activation, output: Activation, batch: usize, 
         mlp.params_mut()[i] = original;
         assert_close(
             &format!("{label} ∂L/∂θ[{i}]"),
-            grads[i],
+            analytic,
             (plus - minus) / (2.0 * H),
         );
     }

@@ -131,8 +131,8 @@ fn the_same_seed_gives_bit_identical_networks_and_outputs() {
 fn initialization_follows_pytorch_and_the_optional_last_layer_bound() {
     let sizes = [10, 400, 300, 2];
     let pytorch = Mlp::<f64>::new(&MlpConfig::new(&sizes), &mut rng(1)).expect("valid config");
-    for layer in 0..3 {
-        let bound = 1.0 / (sizes[layer] as f64).sqrt();
+    for (layer, &fan_in) in sizes[..3].iter().enumerate() {
+        let bound = 1.0 / (fan_in as f64).sqrt();
         for params in [pytorch.weights(layer), pytorch.bias(layer)] {
             let largest = params.iter().fold(0.0f64, |m, p| m.max(p.abs()));
             let mean = params.iter().sum::<f64>() / params.len() as f64;
