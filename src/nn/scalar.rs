@@ -38,8 +38,6 @@ pub trait Scalar:
 {
     const ZERO: Self;
     const ONE: Self;
-    /// The type's name, for benchmark labels.
-    const NAME: &'static str;
 
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
@@ -63,11 +61,10 @@ pub trait Scalar:
 }
 
 macro_rules! impl_scalar {
-    ($t:ty, $name:literal, $mr:literal, $nr:literal, $scratch:ident) => {
+    ($t:ty, $mr:literal, $nr:literal, $scratch:ident) => {
         impl Scalar for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
-            const NAME: &'static str = $name;
 
             #[inline(always)]
             fn from_f64(x: f64) -> Self {
@@ -111,8 +108,8 @@ macro_rules! impl_scalar {
 
 // Register tiles for AVX2+FMA (16 vector registers): 6 rows × 2 vectors of C stay in 12
 // accumulators, leaving registers for two B vectors and one broadcast A element.
-impl_scalar!(f32, "f32", 6, 16, SCRATCH_F32);
-impl_scalar!(f64, "f64", 6, 8, SCRATCH_F64);
+impl_scalar!(f32, 6, 16, SCRATCH_F32);
+impl_scalar!(f64, 6, 8, SCRATCH_F64);
 
 thread_local! {
     static SCRATCH_F32: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
