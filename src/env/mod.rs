@@ -188,6 +188,9 @@ pub fn validate_state(env: &str, expected: usize, state: &[f64]) -> Result<()> {
 /// Build an environment by id, with its default settings.
 pub fn make(id: &str) -> Result<Box<dyn Env>> {
     match id {
+        "Lqr" => Ok(Box::new(
+            lqr::Lqr::new(lqr::LqrParams::double_integrator())?,
+        )),
         _ => Err(Error::UnknownEnv(id.to_string())),
     }
 }
