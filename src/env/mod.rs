@@ -191,6 +191,7 @@ pub fn make(id: &str) -> Result<Box<dyn Env>> {
         "Lqr" => Ok(Box::new(
             lqr::Lqr::new(lqr::LqrParams::double_integrator())?,
         )),
+        "Allocation" => Ok(Box::new(allocation::Allocation::small()?)),
         _ => Err(Error::UnknownEnv(id.to_string())),
     }
 }
