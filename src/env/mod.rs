@@ -192,6 +192,10 @@ pub fn make(id: &str) -> Result<Box<dyn Env>> {
     match id {
         pendulum::ID => Ok(Box::new(pendulum::Pendulum::new())),
         mountain_car::ID => Ok(Box::new(mountain_car::MountainCar::new())),
+        "Lqr" => Ok(Box::new(
+            lqr::Lqr::new(lqr::LqrParams::double_integrator())?,
+        )),
+        "Allocation" => Ok(Box::new(allocation::Allocation::small()?)),
         _ => Err(Error::UnknownEnv(id.to_string())),
     }
 }
