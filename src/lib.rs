@@ -8,6 +8,7 @@
 //! | the MDPs of every section: Pendulum-v1, MountainCarContinuous-v0 (Gymnasium-exact), LQR, integer Allocation | [`env`] |
 //! | ground truth: discrete Riccati solution, q*, v*, soft (entropy-regularized) LQR | [`env::lqr`] |
 //! | the function approximators q(s,a;θ), d(s;w): MLPs with input gradients, Adam, target copies | [`nn`] |
+//! | `maximize(q(s',·;θ))` of `fitted-q-iteration-explicit`: argmin (continuous), good_lp MILP (integer), grid, enumeration | [`maximize`] |
 //! | seeding: one seed per run, one stream per consumer | [`rng`] |
 //! | evaluation of a policy over seeded episodes, in parallel | [`eval`] |
 //!
@@ -18,6 +19,7 @@
 pub mod env;
 pub mod error;
 pub mod eval;
+pub mod maximize;
 pub mod nn;
 pub mod rng;
 
