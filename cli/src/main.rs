@@ -3,6 +3,8 @@
 //! Exit codes: 0 success, 1 a check ran and failed, 2 the command could not run
 //! (bad arguments, unreadable or malformed input).
 
+mod demo;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,6 +30,28 @@ enum Command {
     Env {
         #[command(subcommand)]
         command: EnvCommand,
+    },
+    /// Small demonstrations that write tables and figures.
+    Demo {
+        #[command(subcommand)]
+        command: DemoCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DemoCommand {
+    /// LQR ground truth: exact vs Monte Carlo value of a = −κKs for gain scales κ,
+    /// written to OUT/lqr_demo.csv and OUT/lqr_demo.html.
+    Lqr {
+        /// Output directory.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Monte Carlo episodes per gain scale.
+        #[arg(long, default_value_t = 256)]
+        episodes: usize,
+        /// Run seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
 }
 
@@ -78,6 +102,14 @@ fn run(cli: Cli) -> anyhow::Result<Verdict> {
         Command::Env {
             command: EnvCommand::CheckTrace { files, tolerance },
         } => check_traces(&files, tolerance),
+        Command::Demo {
+            command:
+                DemoCommand::Lqr {
+                    out,
+                    episodes,
+                    seed,
+                },
+        } => demo::lqr(&out, episodes, seed).map(|()| Verdict::Pass),
     }
 }
 
