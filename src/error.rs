@@ -46,6 +46,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// An optimization solver could not produce an answer (infeasible or unbounded problem,
+    /// a problem it cannot state, a solution that fails verification).
+    #[error("{solver}: {reason}")]
+    Solver { solver: String, reason: String },
+
     #[error("numerical failure in {context}: {reason}")]
     Numerical { context: String, reason: String },
 
@@ -71,6 +76,14 @@ impl Error {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidParameter {
             field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Solver`].
+    pub fn solver(solver: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Solver {
+            solver: solver.into(),
             reason: reason.into(),
         }
     }

@@ -8,6 +8,7 @@
 //! | the MDPs of every section: Pendulum-v1, MountainCarContinuous-v0 (Gymnasium-exact), LQR, integer Allocation | [`env`] |
 //! | ground truth: discrete Riccati solution, q*, v*, soft (entropy-regularized) LQR | [`env::lqr`] |
 //! | the function approximators q(s,a;θ), d(s;w): MLPs with input gradients, Adam, target copies | [`nn`] |
+//! | the approximator class q(s,a;θ) of `fitted-q-iteration-explicit`, maximizable: an MLP on [s, a] with its action gradient | [`qfunction`] |
 //! | `maximize(q(s',·;θ))` of `fitted-q-iteration-explicit`: argmin (continuous), good_lp MILP (integer), grid, enumeration | [`maximize`] |
 //! | seeding: one seed per run, one stream per consumer | [`rng`] |
 //! | evaluation of a policy over seeded episodes, in parallel | [`eval`] |
@@ -21,6 +22,7 @@ pub mod error;
 pub mod eval;
 pub mod maximize;
 pub mod nn;
+pub mod qfunction;
 pub mod rng;
 
 pub use error::{Error, Result};

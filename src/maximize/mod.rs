@@ -11,8 +11,18 @@
 //! per-thread mutable scratch lives in the `Workspace` types, and randomness (multi-start
 //! points) comes from a caller-provided stream, so results do not depend on thread count.
 
+mod continuous;
+mod enumerate;
+mod grid;
+mod milp;
+
+pub use continuous::{FirstStart, LbfgsSettings, LbfgsWorkspace, LineSearchKind, ProjectedLbfgs};
+pub use enumerate::{EnumerationMaximizer, EnumerationWorkspace};
+pub use grid::{GridMaximizer, GridWorkspace};
+pub use milp::{MilpMaximizer, MilpWorkspace};
+
 use crate::env::ActionSpace;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rng::Rng;
 
 /// A q-function q(s, a; θ) for fixed parameters θ, as a maximizer sees it.
@@ -38,6 +48,34 @@ pub trait QFunction: Sync {
         action: &[f64],
         gradient: &mut [f64],
     ) -> Result<f64>;
+
+    /// q(s, aᵢ) for every row aᵢ of `actions` (`rows × action_dim`, row-major) at one
+    /// state, into `values` (`rows` entries): how a maximizer screens many candidate
+    /// actions. The default evaluates one action at a time; approximators that evaluate
+    /// rows together (networks: one forward pass) override it.
+    fn values_at_actions(
+        &self,
+        ws: &mut Self::Workspace,
+        state: &[f64],
+        actions: &[f64],
+        values: &mut [f64],
+    ) -> Result<()> {
+        let dim = self.action_dim();
+        if actions.len() != values.len() * dim {
+            return Err(Error::invalid(
+                "actions",
+                format!(
+                    "{} values, expected {} rows × {dim}",
+                    actions.len(),
+                    values.len()
+                ),
+            ));
+        }
+        for (i, value) in values.iter_mut().enumerate() {
+            *value = self.value(ws, state, &actions[i * dim..(i + 1) * dim])?;
+        }
+        Ok(())
+    }
 
     /// If q(s, ·) is affine in the action, q(s, a) = c₀ + cᵀa: write c into `coefficients`
     /// and return `Some(c₀)`. `None` when q is not affine in the action (a MILP cannot state it).
@@ -81,4 +119,41 @@ pub trait Maximizer: Sync {
         action: &mut [f64],
         rng: &mut Rng,
     ) -> Result<Maximum>;
+}
+
+/// Check the lengths of one `maximize` call against the q-function and the action space,
+/// so that a mismatch is a typed error naming the buffer rather than a panic inside a solver.
+pub(crate) fn check_call<Q: QFunction>(
+    solver: &str,
+    space: &ActionSpace,
+    q: &Q,
+    state: &[f64],
+    action: &[f64],
+) -> Result<()> {
+    let dim = space.dim();
+    if q.action_dim() != dim {
+        return Err(Error::invalid(
+            format!("{solver}: q"),
+            format!(
+                "takes actions of {} components, the action space has {dim}",
+                q.action_dim()
+            ),
+        ));
+    }
+    if action.len() != dim {
+        return Err(Error::invalid(
+            format!("{solver}: action"),
+            format!(
+                "buffer has {} components, the action space has {dim}",
+                action.len()
+            ),
+        ));
+    }
+    if state.len() != q.state_dim() {
+        return Err(Error::invalid(
+            format!("{solver}: state"),
+            format!("has {} components, q takes {}", state.len(), q.state_dim()),
+        ));
+    }
+    Ok(())
 }
