@@ -16,11 +16,13 @@
 //! comes from a stream derived from the run's [`rng::RunSeed`], so results are
 //! bit-identical for a seed whatever the number of rayon threads.
 
+pub mod algo;
 pub mod env;
 pub mod error;
 pub mod eval;
 pub mod maximize;
 pub mod nn;
+pub mod qfunction;
 pub mod rng;
 
 pub use error::{Error, Result};

@@ -11,6 +11,10 @@
 //! per-thread mutable scratch lives in the `Workspace` types, and randomness (multi-start
 //! points) comes from a caller-provided stream, so results do not depend on thread count.
 
+pub mod quadratic;
+
+pub use quadratic::QuadraticArgmax;
+
 use crate::env::ActionSpace;
 use crate::error::Result;
 use crate::rng::Rng;
