@@ -12,6 +12,7 @@ use policy_param::maximize::{Maximizer, Maximum, QFunction};
 use policy_param::nn::{Mlp, Workspace};
 use policy_param::rng::Rng;
 use policy_param::{Error, Result};
+use rand::Rng as _;
 
 /// q(s, a) = the network's output on the row `[s, a]`.
 pub struct StateActionMlp {
@@ -97,13 +98,16 @@ impl NetworkQ for StateActionMlp {
 }
 
 /// Maximize over a 1-D box by a grid of `points` values, then `refinements` times a grid
-/// of the same size over the two cells around the best point so far.
+/// of the same size over the two cells around the best point so far. With `jitter` the
+/// first grid is shifted by a random fraction of its step drawn from the call's stream
+/// (a randomized maximizer, to check that FQI hands every base point its own stream).
 pub struct RefinedGrid {
     space: ActionSpace,
     low: f64,
     high: f64,
     points: usize,
     refinements: usize,
+    pub jitter: bool,
 }
 
 impl RefinedGrid {
@@ -118,6 +122,7 @@ impl RefinedGrid {
             high: high[0],
             points,
             refinements,
+            jitter: false,
         }
     }
 }
@@ -142,15 +147,16 @@ impl Maximizer for RefinedGrid {
         _ws: &mut (),
         state: &[f64],
         action: &mut [f64],
-        _rng: &mut Rng,
+        rng: &mut Rng,
     ) -> Result<Maximum> {
         let (mut low, mut high) = (self.low, self.high);
         let (mut best, mut best_value) = (low, f64::NEG_INFINITY);
         let mut evaluations = 0;
+        let mut shift = if self.jitter { rng.gen::<f64>() } else { 0.0 };
         for _ in 0..=self.refinements {
             let step = (high - low) / (self.points - 1) as f64;
             for i in 0..self.points {
-                let a = low + step * i as f64;
+                let a = (low + step * (i as f64 + shift)).min(high);
                 let v = q.value(q_ws, state, &[a])?;
                 evaluations += 1;
                 if v > best_value {
@@ -158,6 +164,7 @@ impl Maximizer for RefinedGrid {
                     best = a;
                 }
             }
+            shift = 0.0;
             low = (best - step).max(self.low);
             high = (best + step).min(self.high);
         }
