@@ -8,7 +8,8 @@
 //! | the MDPs of every section: Pendulum-v1, MountainCarContinuous-v0 (Gymnasium-exact), LQR, integer Allocation | [`env`] |
 //! | ground truth: discrete Riccati solution, q*, v*, soft (entropy-regularized) LQR | [`env::lqr`] |
 //! | the function approximators q(s,a;θ), d(s;w): MLPs with input gradients, Adam, target copies | [`nn`] |
-//! | the approximator class q(s,a;θ) of `fitted-q-iteration-explicit`, maximizable: an MLP on [s, a] with its action gradient | [`qfunction`] |
+//! | the approximator class q(s,a;θ) that FQI fits and maximizes: linear in θ (quadratic, action-affine features) or an MLP on [s, a] | [`qfunction`] |
+//! | `fitted-q-iteration-explicit` (Embedded Optimization) | [`algo::fqi`] |
 //! | `maximize(q(s',·;θ))` of `fitted-q-iteration-explicit`: argmin (continuous), good_lp MILP (integer), grid, enumeration | [`maximize`] |
 //! | seeding: one seed per run, one stream per consumer | [`rng`] |
 //! | evaluation of a policy over seeded episodes, in parallel | [`eval`] |
@@ -17,6 +18,7 @@
 //! comes from a stream derived from the run's [`rng::RunSeed`], so results are
 //! bit-identical for a seed whatever the number of rayon threads.
 
+pub mod algo;
 pub mod env;
 pub mod error;
 pub mod eval;

@@ -15,11 +15,13 @@ mod continuous;
 mod enumerate;
 mod grid;
 mod milp;
+pub mod quadratic;
 
 pub use continuous::{FirstStart, LbfgsSettings, LbfgsWorkspace, LineSearchKind, ProjectedLbfgs};
 pub use enumerate::{EnumerationMaximizer, EnumerationWorkspace};
 pub use grid::{GridMaximizer, GridWorkspace};
 pub use milp::{MilpMaximizer, MilpWorkspace};
+pub use quadratic::QuadraticArgmax;
 
 use crate::env::ActionSpace;
 use crate::error::{Error, Result};

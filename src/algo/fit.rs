@@ -1,0 +1,385 @@
+//! The `fit(𝒟)` step of fitted Q-iteration (step 3.3 of `fitted-q-iteration-explicit`):
+//! given the regression dataset 𝒟 = {((s, a), y)}, move θₙ to θₙ₊₁.
+//!
+//! One trait, [`Fit`], with one implementation per approximator class:
+//! - [`LeastSquares`] for q linear in θ ([`LinearQ`]): the exact ridge least-squares
+//!   solution, in f64 (Cholesky of the normal equations), independent of θₙ;
+//! - [`AdamFit`] for neural q-functions ([`NetworkQ`]: an `Mlp<f32>` on `[s, a]`):
+//!   minibatch Adam on the mean squared error, warm-started from θₙ, for a fixed number
+//!   of epochs — the usual practice, since an exact minimizer does not exist.
+
+use nalgebra::{DMatrix, DVector};
+use rand::seq::SliceRandom;
+
+use super::transitions::Transitions;
+use crate::error::{Error, Result};
+use crate::maximize::QFunction;
+use crate::nn::{mse_with_gradient, Adam, AdamConfig, Mlp, Workspace};
+use crate::qfunction::linear::{Features, LinearQ};
+use crate::rng::Rng;
+
+/// `θ ← fit(𝒟)` for approximators of type `Q`.
+pub trait Fit<Q> {
+    /// Fit `q` in place (starting from its current parameters θₙ) to `targets[i]` at
+    /// `(data.state(i), data.action(i))`, drawing any randomness (minibatch order) from
+    /// `rng`. Returns the mean squared error of the fitted q on 𝒟.
+    fn fit(&mut self, q: &mut Q, data: &Transitions, targets: &[f64], rng: &mut Rng)
+        -> Result<f64>;
+}
+
+fn check_targets(data: &Transitions, targets: &[f64]) -> Result<()> {
+    if targets.len() != data.len() || data.is_empty() {
+        return Err(Error::invalid(
+            "targets",
+            format!(
+                "{} targets for {} base points (need equal, nonzero)",
+                targets.len(),
+                data.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Ridge least squares: `θ = argmin (1/|𝒟|) Σ (θᵀφ(s,a) − y)² + λ‖θ‖²`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeastSquares {
+    ridge: f64,
+}
+
+impl LeastSquares {
+    /// The default ridge λ = 1e-10: enough to make the normal equations solvable when
+    /// features are collinear on the data, too small to bias a well-posed fit.
+    pub const DEFAULT_RIDGE: f64 = 1e-10;
+
+    /// A fitter with ridge `ridge` ≥ 0 (0: plain least squares, which fails on
+    /// collinear features).
+    pub fn new(ridge: f64) -> Result<Self> {
+        if !(ridge.is_finite() && ridge >= 0.0) {
+            return Err(Error::invalid(
+                "ridge",
+                format!("{ridge} is not a finite number ≥ 0"),
+            ));
+        }
+        Ok(LeastSquares { ridge })
+    }
+
+    pub fn ridge(&self) -> f64 {
+        self.ridge
+    }
+}
+
+impl Default for LeastSquares {
+    fn default() -> Self {
+        LeastSquares {
+            ridge: Self::DEFAULT_RIDGE,
+        }
+    }
+}
+
+impl<F: Features> Fit<LinearQ<F>> for LeastSquares {
+    fn fit(
+        &mut self,
+        q: &mut LinearQ<F>,
+        data: &Transitions,
+        targets: &[f64],
+        _rng: &mut Rng,
+    ) -> Result<f64> {
+        check_targets(data, targets)?;
+        let features = q.features();
+        let p = features.len();
+        let count = data.len() as f64;
+        // Normal equations (ΦᵀΦ/N + λI) θ = Φᵀy/N, upper triangle accumulated then mirrored.
+        let mut gram = DMatrix::<f64>::zeros(p, p);
+        let mut rhs = DVector::<f64>::zeros(p);
+        let mut phi = vec![0.0; p];
+        for (i, &y) in targets.iter().enumerate() {
+            features.features_into(data.state(i), data.action(i), &mut phi);
+            for r in 0..p {
+                let pr = phi[r];
+                rhs[r] += pr * y;
+                for c in r..p {
+                    gram[(r, c)] += pr * phi[c];
+                }
+            }
+        }
+        for r in 0..p {
+            for c in r..p {
+                let value = gram[(r, c)] / count;
+                gram[(r, c)] = value;
+                gram[(c, r)] = value;
+            }
+            gram[(r, r)] += self.ridge;
+        }
+        rhs /= count;
+        let theta = gram
+            .cholesky()
+            .ok_or_else(|| Error::Numerical {
+                context: "least-squares fit".into(),
+                reason: format!(
+                    "the normal equations are singular (features collinear on the data); \
+                     use a ridge > {}",
+                    self.ridge
+                ),
+            })?
+            .solve(&rhs);
+        let mut squared_error = 0.0;
+        for (i, &y) in targets.iter().enumerate() {
+            features.features_into(data.state(i), data.action(i), &mut phi);
+            let prediction: f64 = phi.iter().zip(theta.iter()).map(|(a, b)| a * b).sum();
+            squared_error += (prediction - y) * (prediction - y);
+        }
+        q.set_params(theta.as_slice())
+            .map_err(|_| Error::Numerical {
+                context: "least-squares fit".into(),
+                reason: "the solution is not finite".into(),
+            })?;
+        Ok(squared_error / count)
+    }
+}
+
+/// A q-function computed by an `Mlp<f32>` whose input row is `[s, a]` and whose single
+/// output is q(s, a): what [`AdamFit`] trains.
+pub trait NetworkQ: QFunction {
+    fn network(&self) -> &Mlp<f32>;
+    fn network_mut(&mut self) -> &mut Mlp<f32>;
+}
+
+/// The settings of [`AdamFit`].
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AdamFitSettings {
+    /// Passes over 𝒟 per FQI iteration (≥ 1).
+    pub epochs: usize,
+    /// Minibatch size (≥ 1; a dataset smaller than this is one batch).
+    pub batch_size: usize,
+    /// Adam's hyperparameters (learning rate and moments).
+    pub adam: AdamConfig,
+}
+
+impl Default for AdamFitSettings {
+    fn default() -> Self {
+        AdamFitSettings {
+            epochs: 10,
+            batch_size: 128,
+            adam: AdamConfig::with_lr(1e-3),
+        }
+    }
+}
+
+/// Minibatch Adam on `(1/|batch|) Σ (q(s,a;θ) − y)²`, warm-started from θₙ.
+///
+/// The optimizer's moment estimates persist across FQI iterations (one optimizer for
+/// the run, as when a deep-learning framework keeps its optimizer), and every buffer is
+/// allocated on the first call and reused, so later fits allocate nothing.
+#[derive(Clone, Debug)]
+pub struct AdamFit {
+    settings: AdamFitSettings,
+    adam: Option<Adam<f32>>,
+    workspace: Option<Workspace<f32>>,
+    grads: Vec<f32>,
+    /// 𝒟 as f32: `[s, a]` rows and targets.
+    inputs: Vec<f32>,
+    outputs: Vec<f32>,
+    /// One minibatch: rows, targets, predictions' gradient.
+    batch_inputs: Vec<f32>,
+    batch_targets: Vec<f32>,
+    batch_grad: Vec<f32>,
+    order: Vec<usize>,
+}
+
+impl AdamFit {
+    /// A fitter with checked `settings` (errors name the bad field).
+    pub fn new(settings: AdamFitSettings) -> Result<Self> {
+        if settings.epochs == 0 {
+            return Err(Error::invalid("fit.epochs", "must be at least 1"));
+        }
+        if settings.batch_size == 0 {
+            return Err(Error::invalid("fit.batch_size", "must be at least 1"));
+        }
+        // Checks the Adam hyperparameters now rather than at the first fit.
+        Adam::<f32>::new(settings.adam, 0)?;
+        Ok(AdamFit {
+            settings,
+            adam: None,
+            workspace: None,
+            grads: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            batch_inputs: Vec::new(),
+            batch_targets: Vec::new(),
+            batch_grad: Vec::new(),
+            order: Vec::new(),
+        })
+    }
+
+    pub fn settings(&self) -> &AdamFitSettings {
+        &self.settings
+    }
+
+    /// Copy 𝒟 into f32 rows `[s, a]` and targets.
+    fn load(&mut self, data: &Transitions, targets: &[f64]) {
+        self.inputs.clear();
+        for i in 0..data.len() {
+            let row = data.state(i).iter().chain(data.action(i));
+            self.inputs.extend(row.map(|&x| x as f32));
+        }
+        self.outputs.clear();
+        self.outputs.extend(targets.iter().map(|&y| y as f32));
+    }
+}
+
+impl<Q: NetworkQ> Fit<Q> for AdamFit {
+    fn fit(
+        &mut self,
+        q: &mut Q,
+        data: &Transitions,
+        targets: &[f64],
+        rng: &mut Rng,
+    ) -> Result<f64> {
+        check_targets(data, targets)?;
+        let width = data.state_dim() + data.action_dim();
+        let network = q.network_mut();
+        if network.input_dim() != width || network.output_dim() != 1 {
+            return Err(Error::invalid(
+                "network",
+                format!(
+                    "sizes {:?}: a q-network on [s, a] needs {width} inputs and 1 output",
+                    network.sizes()
+                ),
+            ));
+        }
+        let n = data.len();
+        let batch = self.settings.batch_size.min(n);
+        if self.adam.is_none() {
+            self.adam = Some(Adam::new(self.settings.adam, network.num_params())?);
+            self.workspace = Some(network.workspace(batch));
+            self.grads = network.zero_grads();
+        }
+        self.load(data, targets);
+        let (Some(adam), Some(ws)) = (self.adam.as_mut(), self.workspace.as_mut()) else {
+            unreachable!("created above");
+        };
+        self.order.clear();
+        self.order.extend(0..n);
+        self.batch_inputs.resize(batch * width, 0.0);
+        self.batch_targets.resize(batch, 0.0);
+        self.batch_grad.resize(batch, 0.0);
+
+        for _ in 0..self.settings.epochs {
+            self.order.shuffle(rng);
+            for chunk in self.order.chunks(batch) {
+                let rows = chunk.len();
+                for (r, &i) in chunk.iter().enumerate() {
+                    self.batch_inputs[r * width..(r + 1) * width]
+                        .copy_from_slice(&self.inputs[i * width..(i + 1) * width]);
+                    self.batch_targets[r] = self.outputs[i];
+                }
+                let prediction = network.forward(&self.batch_inputs[..rows * width], ws)?;
+                mse_with_gradient(
+                    prediction,
+                    &self.batch_targets[..rows],
+                    &mut self.batch_grad[..rows],
+                )?;
+                self.grads.fill(0.0);
+                network.backward(ws, &self.batch_grad[..rows], &mut self.grads, None)?;
+                adam.step(network.params_mut(), &self.grads)?;
+            }
+        }
+
+        // The loss reported is the fitted network's MSE on all of 𝒟.
+        let mut squared_error = 0.0;
+        for (inputs, outputs) in self
+            .inputs
+            .chunks(batch * width)
+            .zip(self.outputs.chunks(batch))
+        {
+            let prediction = network.forward(inputs, ws)?;
+            for (&p, &y) in prediction.iter().zip(outputs) {
+                squared_error += f64::from(p - y) * f64::from(p - y);
+            }
+        }
+        Ok(squared_error / n as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qfunction::linear::{ActionAffineFeatures, QuadraticFeatures};
+    use crate::rng::RunSeed;
+
+    /// Least squares recovers a θ that generates the targets exactly.
+    #[test]
+    fn least_squares_recovers_a_generating_theta() {
+        let features = QuadraticFeatures::new(2, 1).unwrap();
+        let truth: Vec<f64> = (0..features.len()).map(|i| (i as f64).cos()).collect();
+        let generator = LinearQ::with_params(features, truth.clone()).unwrap();
+        let mut data = Transitions::new(2, 1);
+        let mut targets = Vec::new();
+        let mut ws = generator.workspace();
+        for i in 0..200 {
+            let x = i as f64;
+            let (s, a) = ([(0.3 * x).sin(), (0.7 * x).cos()], [(1.1 * x).sin() * 2.0]);
+            data.push(&s, &a, 0.0, &s, false).unwrap();
+            targets.push(generator.value(&mut ws, &s, &a).unwrap());
+        }
+        let mut q = LinearQ::zeros(features);
+        let loss = LeastSquares::new(0.0)
+            .unwrap()
+            .fit(&mut q, &data, &targets, &mut RunSeed(0).stream("unused"))
+            .unwrap();
+        assert!(loss < 1e-20, "{loss}");
+        for (fitted, true_value) in q.params().iter().zip(&truth) {
+            assert!(
+                (fitted - true_value).abs() < 1e-9,
+                "{fitted} vs {true_value}"
+            );
+        }
+    }
+
+    #[test]
+    fn collinear_features_need_a_ridge() {
+        // Every state equal: the constant and the state features are collinear.
+        let features = ActionAffineFeatures::new(1, 1).unwrap();
+        let mut data = Transitions::new(1, 1);
+        for i in 0..10 {
+            data.push(&[1.0], &[i as f64], 1.0, &[1.0], false).unwrap();
+        }
+        let targets = vec![1.0; 10];
+        let mut q = LinearQ::zeros(features);
+        let mut rng = RunSeed(0).stream("unused");
+        assert!(matches!(
+            LeastSquares::new(0.0)
+                .unwrap()
+                .fit(&mut q, &data, &targets, &mut rng),
+            Err(Error::Numerical { .. })
+        ));
+        let loss = LeastSquares::default()
+            .fit(&mut q, &data, &targets, &mut rng)
+            .unwrap();
+        assert!(loss < 1e-12, "{loss}");
+        assert!(matches!(
+            LeastSquares::new(-1.0),
+            Err(Error::InvalidParameter { .. })
+        ));
+    }
+
+    #[test]
+    fn adam_settings_are_checked() {
+        let bad = |s: AdamFitSettings| match AdamFit::new(s) {
+            Err(Error::InvalidParameter { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let ok = AdamFitSettings::default();
+        assert_eq!(bad(AdamFitSettings { epochs: 0, ..ok }), "fit.epochs");
+        assert_eq!(
+            bad(AdamFitSettings {
+                batch_size: 0,
+                ..ok
+            }),
+            "fit.batch_size"
+        );
+        let adam = AdamConfig::with_lr(-1.0);
+        assert_eq!(bad(AdamFitSettings { adam, ..ok }), "adam.lr");
+    }
+}

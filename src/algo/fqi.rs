@@ -1,0 +1,498 @@
+//! Fitted Q-iteration with explicit maximization: the chapter's
+//! `fitted-q-iteration-explicit` (section "Embedded Optimization").
+//!
+//! ```text
+//! 1. θ₀ (e.g. zero);  2. n ← 0
+//! 3. repeat
+//!    3.1 𝒟 ← ∅
+//!    3.2 for each (s, a, r, s') ∈ 𝓑:
+//!        3.2.1 y ← r + γ · maximize(q(s', ·; θₙ))        (s', θₙ fixed)
+//!        3.2.2 𝒟 ← 𝒟 ∪ {((s, a), y)}
+//!    3.3 θₙ₊₁ ← fit(𝒟)
+//!    3.4 δ ← (1 / |𝒟||A|) Σ_{(s,a) ∈ 𝒟×A} (q(s,a;θₙ₊₁) − q(s,a;θₙ))²
+//!    3.5 n ← n + 1
+//! 4. until δ < ε or n ≥ N
+//! ```
+//!
+//! [`FittedQIteration`] holds θ (inside its q-function), the base points and every
+//! buffer; [`FittedQIteration::step`] is one pass of the repeat loop and returns an
+//! [`IterationReport`]; [`FittedQIteration::run`] loops until step 4's rule stops it.
+//! It is generic over the approximator `Q` (a [`QFunction`]), its [`Fit`] and the
+//! [`Maximizer`] that implements `maximize`.
+//!
+//! Choices the pseudocode leaves open, made here:
+//! - **Terminal states.** `y = r + γ(1 − terminated)·max q(s', ·)`: a terminal s' has no
+//!   future, so no maximization is done for it. Truncation (a time limit) does not end
+//!   the process and keeps the bootstrap term.
+//! - **Parallel targets.** Step 3.2 runs over all base points with rayon, one q and one
+//!   maximizer workspace per task; the maximizer's random stream for base point `i` at
+//!   iteration `n` is `seed.indexed("fqi-maximize", n·|𝓑| + i)`, so targets — and the
+//!   whole run — are bit-identical whatever the number of threads.
+//! - **δ over 𝒟 × A.** For a continuous A the average over actions cannot be
+//!   enumerated; it is taken over the dataset's own (s, a) pairs plus, for each state
+//!   s of 𝓑, `delta_actions_per_state` actions drawn once (at construction, from
+//!   `seed.stream("fqi-delta-actions")`) uniformly in the action box and kept fixed, so
+//!   successive δ compare q on the same points. `delta_actions_per_state = 0` uses the
+//!   dataset's pairs alone (required for integer action spaces).
+//! - **Failures.** A non-finite target, fit loss or δ is an [`Error::Numerical`]
+//!   naming the iteration and, for targets, the base point.
+
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use super::fit::Fit;
+use super::transitions::{Transitions, UniformBox};
+use crate::error::{Error, Result};
+use crate::maximize::{Maximizer, QFunction};
+use crate::rng::{Rng, RunSeed};
+
+/// Hyperparameters of `fitted-q-iteration-explicit`, as a user writes them. Check them
+/// with [`FqiParams::check`] (which [`FittedQIteration::new`] calls). The `fit` step's
+/// own settings live with the fitter ([`super::fit::LeastSquares`],
+/// [`super::fit::AdamFitSettings`]).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct FqiParams {
+    /// Discount γ ∈ (0, 1]. Default 0.99.
+    pub gamma: f64,
+    /// N, the maximum number of iterations (≥ 1). Default 100.
+    pub max_iterations: usize,
+    /// ε > 0: stop once δ < ε. Default 1e-6.
+    pub tolerance: f64,
+    /// Actions drawn per base-point state for δ, besides the dataset's own action (see
+    /// the module documentation). Default 4.
+    pub delta_actions_per_state: usize,
+    /// The run's seed: maximizer multi-starts, δ's actions, minibatch order.
+    pub seed: RunSeed,
+}
+
+impl Default for FqiParams {
+    fn default() -> Self {
+        FqiParams {
+            gamma: 0.99,
+            max_iterations: 100,
+            tolerance: 1e-6,
+            delta_actions_per_state: 4,
+            seed: RunSeed(0),
+        }
+    }
+}
+
+impl FqiParams {
+    /// Check every field, naming the first bad one.
+    pub fn check(&self) -> Result<FqiConfig> {
+        if !(self.gamma > 0.0 && self.gamma <= 1.0) {
+            return Err(Error::invalid(
+                "gamma",
+                format!("{} is not in (0, 1]", self.gamma),
+            ));
+        }
+        if self.max_iterations == 0 {
+            return Err(Error::invalid("max_iterations", "must be at least 1"));
+        }
+        if !(self.tolerance.is_finite() && self.tolerance > 0.0) {
+            return Err(Error::invalid(
+                "tolerance",
+                format!("{} is not a positive finite number", self.tolerance),
+            ));
+        }
+        Ok(FqiConfig { params: *self })
+    }
+}
+
+/// Checked [`FqiParams`]: nothing downstream re-checks them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FqiConfig {
+    params: FqiParams,
+}
+
+impl FqiConfig {
+    pub fn params(&self) -> &FqiParams {
+        &self.params
+    }
+}
+
+/// What one iteration did.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IterationReport {
+    /// n: θₙ₊₁ was fitted to targets computed with θₙ (0-based).
+    pub iteration: usize,
+    /// δ of step 3.4.
+    pub delta: f64,
+    /// Mean squared error of θₙ₊₁ on 𝒟 (step 3.3).
+    pub fit_loss: f64,
+    /// Calls of `maximize` (base points whose s' is not terminal).
+    pub maximize_calls: usize,
+    /// Evaluations of q: those the maximizer reports plus those of δ.
+    pub q_evaluations: usize,
+    /// Time in step 3.2 (targets), 3.3 (fit), 3.4 (δ), and the whole iteration.
+    pub target_time: Duration,
+    pub fit_time: Duration,
+    pub delta_time: Duration,
+    pub wall_time: Duration,
+}
+
+/// How [`FittedQIteration::run`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunSummary {
+    /// Iterations done in total (n at the end).
+    pub iterations: usize,
+    /// δ < ε was reached (otherwise n reached N).
+    pub converged: bool,
+    /// δ of the last iteration.
+    pub final_delta: f64,
+}
+
+/// `fitted-q-iteration-explicit` on fixed base points.
+pub struct FittedQIteration<Q: QFunction, M: Maximizer, F: Fit<Q>> {
+    config: FqiConfig,
+    q: Q,
+    maximizer: M,
+    fitter: F,
+    data: Transitions,
+    /// δ's extra actions: `|𝓑| × K × m`, row-major by base point.
+    delta_actions: Vec<f64>,
+    /// Step 3.2's targets y, one per base point.
+    targets: Vec<f64>,
+    /// The maximizer's a* at each s' (NaN for terminal s').
+    next_actions: Vec<f64>,
+    /// q at the δ points under θₙ, and under θₙ₊₁ once fitted.
+    q_before: Vec<f64>,
+    q_after: Vec<f64>,
+    /// n.
+    iteration: usize,
+}
+
+impl<Q: QFunction, M: Maximizer, F: Fit<Q>> FittedQIteration<Q, M, F> {
+    /// Set up the iteration from θ₀ (the parameters `q` holds) on the base points `data`.
+    ///
+    /// Errors: invalid `params` (named field); `data` empty or of other dimensions than
+    /// `q` ("transitions"); a maximizer over another action dimension ("maximizer");
+    /// `delta_actions_per_state > 0` with an action space that is not a finite box.
+    pub fn new(
+        params: &FqiParams,
+        q: Q,
+        maximizer: M,
+        fitter: F,
+        data: Transitions,
+    ) -> Result<Self> {
+        let config = params.check()?;
+        if data.is_empty() {
+            return Err(Error::invalid("transitions", "no base points"));
+        }
+        if data.state_dim() != q.state_dim() || data.action_dim() != q.action_dim() {
+            return Err(Error::invalid(
+                "transitions",
+                format!(
+                    "states of {} and actions of {} components; q takes {} and {}",
+                    data.state_dim(),
+                    data.action_dim(),
+                    q.state_dim(),
+                    q.action_dim()
+                ),
+            ));
+        }
+        let m = q.action_dim();
+        if maximizer.action_space().dim() != m {
+            return Err(Error::invalid(
+                "maximizer",
+                format!(
+                    "searches {} action components, q has {m}",
+                    maximizer.action_space().dim()
+                ),
+            ));
+        }
+        let k = params.delta_actions_per_state;
+        let mut delta_actions = vec![0.0; data.len() * k * m];
+        if k > 0 {
+            let action_box =
+                UniformBox::of_action_space(maximizer.action_space()).map_err(|e| {
+                    Error::invalid(
+                        "delta_actions_per_state",
+                        format!("{k} sampled actions need a finite action box: {e}"),
+                    )
+                })?;
+            let mut rng = params.seed.stream("fqi-delta-actions");
+            for action in delta_actions.chunks_mut(m) {
+                action_box.sample_into(&mut rng, action);
+            }
+        }
+        let points = data.len() * (k + 1);
+        let mut fqi = FittedQIteration {
+            config,
+            q,
+            maximizer,
+            fitter,
+            targets: vec![0.0; data.len()],
+            next_actions: vec![0.0; data.len() * m],
+            data,
+            delta_actions,
+            q_before: vec![0.0; points],
+            q_after: vec![0.0; points],
+            iteration: 0,
+        };
+        fqi.evaluate_delta_points()?;
+        std::mem::swap(&mut fqi.q_before, &mut fqi.q_after);
+        Ok(fqi)
+    }
+
+    /// One pass of the repeat loop (steps 3.1–3.5): targets with θₙ, fit θₙ₊₁, δ.
+    pub fn step(&mut self) -> Result<IterationReport> {
+        let n = self.iteration;
+        let start = Instant::now();
+
+        // Steps 3.1–3.2: 𝒟 = {((s, a), y)}; the pairs are 𝓑's, only y is computed.
+        let (maximize_calls, maximize_evaluations) = self.compute_targets(n)?;
+        if let Some(i) = self.targets.iter().position(|y| !y.is_finite()) {
+            return Err(self.numerical(
+                n,
+                format!("target of base point {i} is {}", self.targets[i]),
+            ));
+        }
+        let target_time = start.elapsed();
+
+        // Step 3.3: θₙ₊₁ ← fit(𝒟), in place, warm-started from θₙ.
+        let fit_start = Instant::now();
+        let mut fit_rng = self.config.params.seed.indexed("fqi-fit", n as u64);
+        let fit_loss = self
+            .fitter
+            .fit(&mut self.q, &self.data, &self.targets, &mut fit_rng)?;
+        if !fit_loss.is_finite() {
+            return Err(self.numerical(n, format!("fit loss is {fit_loss}")));
+        }
+        let fit_time = fit_start.elapsed();
+
+        // Step 3.4: δ, comparing θₙ₊₁ with θₙ on the same points.
+        let delta_start = Instant::now();
+        self.evaluate_delta_points()?;
+        let delta = self
+            .q_after
+            .iter()
+            .zip(&self.q_before)
+            .map(|(after, before)| (after - before) * (after - before))
+            .sum::<f64>()
+            / self.q_after.len() as f64;
+        if !delta.is_finite() {
+            return Err(self.numerical(n, format!("δ is {delta}")));
+        }
+        std::mem::swap(&mut self.q_before, &mut self.q_after);
+        let delta_time = delta_start.elapsed();
+
+        // Step 3.5.
+        self.iteration += 1;
+        Ok(IterationReport {
+            iteration: n,
+            delta,
+            fit_loss,
+            maximize_calls,
+            q_evaluations: maximize_evaluations + self.q_after.len(),
+            target_time,
+            fit_time,
+            delta_time,
+            wall_time: start.elapsed(),
+        })
+    }
+
+    /// Iterate until δ < ε or n ≥ N (step 4), handing each report to `observer`.
+    pub fn run(&mut self, mut observer: impl FnMut(&IterationReport)) -> Result<RunSummary> {
+        let params = self.config.params;
+        loop {
+            let report = self.step()?;
+            observer(&report);
+            let converged = report.delta < params.tolerance;
+            if converged || self.iteration >= params.max_iterations {
+                return Ok(RunSummary {
+                    iterations: self.iteration,
+                    converged,
+                    final_delta: report.delta,
+                });
+            }
+        }
+    }
+
+    /// Step 3.2.1 for every base point, in parallel; returns (maximize calls, q evaluations).
+    fn compute_targets(&mut self, n: usize) -> Result<(usize, usize)> {
+        let FittedQIteration {
+            config,
+            q,
+            maximizer,
+            data,
+            targets,
+            next_actions,
+            ..
+        } = self;
+        let (gamma, seed) = (config.params.gamma, config.params.seed);
+        let (len, m) = (data.len(), q.action_dim());
+        let q = &*q;
+        let maximizer = &*maximizer;
+        let data = &*data;
+        targets
+            .par_iter_mut()
+            .zip(next_actions.par_chunks_mut(m))
+            .enumerate()
+            .map_init(
+                || (q.workspace(), maximizer.workspace()),
+                |(q_ws, max_ws), (i, (y, a_star))| -> Result<(usize, usize)> {
+                    if data.terminated(i) {
+                        *y = data.reward(i);
+                        a_star.fill(f64::NAN);
+                        return Ok((0, 0));
+                    }
+                    let mut rng = seed.indexed("fqi-maximize", (n * len + i) as u64);
+                    let max = maximizer.maximize(
+                        q,
+                        q_ws,
+                        max_ws,
+                        data.next_state(i),
+                        a_star,
+                        &mut rng,
+                    )?;
+                    *y = data.reward(i) + gamma * max.value;
+                    Ok((1, max.evaluations))
+                },
+            )
+            .try_reduce(|| (0, 0), |a, b| Ok((a.0 + b.0, a.1 + b.1)))
+    }
+
+    /// q(·; θ) at every δ point, into `q_after`.
+    fn evaluate_delta_points(&mut self) -> Result<()> {
+        let k = self.config.params.delta_actions_per_state;
+        let m = self.q.action_dim();
+        let (q, data, extra) = (&self.q, &self.data, &self.delta_actions);
+        self.q_after.par_iter_mut().enumerate().try_for_each_init(
+            || q.workspace(),
+            |ws, (p, value)| -> Result<()> {
+                let (i, j) = (p / (k + 1), p % (k + 1));
+                let action = if j == 0 {
+                    data.action(i)
+                } else {
+                    let row = i * k + (j - 1);
+                    &extra[row * m..(row + 1) * m]
+                };
+                *value = q.value(ws, data.state(i), action)?;
+                Ok(())
+            },
+        )
+    }
+
+    fn numerical(&self, n: usize, reason: String) -> Error {
+        Error::Numerical {
+            context: format!("fitted-q-iteration-explicit, iteration {n}"),
+            reason,
+        }
+    }
+
+    /// n, the number of iterations done.
+    pub fn iteration(&self) -> usize {
+        self.iteration
+    }
+
+    pub fn config(&self) -> &FqiConfig {
+        &self.config
+    }
+
+    /// q(·, ·; θₙ).
+    pub fn q(&self) -> &Q {
+        &self.q
+    }
+
+    /// The q-function, ending the iteration (step 5: return θₙ).
+    pub fn into_q(self) -> Q {
+        self.q
+    }
+
+    pub fn maximizer(&self) -> &M {
+        &self.maximizer
+    }
+
+    pub fn transitions(&self) -> &Transitions {
+        &self.data
+    }
+
+    /// The targets y of the last iteration (zeros before the first).
+    pub fn targets(&self) -> &[f64] {
+        &self.targets
+    }
+
+    /// The maximizers a* at each s' of the last iteration (`|𝓑| × m`; NaN for terminal s').
+    pub fn next_actions(&self) -> &[f64] {
+        &self.next_actions
+    }
+
+    /// The greedy policy `s ↦ argmax_a q(s, a; θₙ)` under this run's maximizer.
+    pub fn greedy_policy(&self) -> GreedyPolicy<'_, Q, M> {
+        GreedyPolicy {
+            q: &self.q,
+            maximizer: &self.maximizer,
+        }
+    }
+}
+
+/// `s ↦ argmax_a q(s, a)` by a [`Maximizer`]: the policy FQI's result defines.
+///
+/// Use it with [`crate::eval::evaluate_with`]:
+/// `evaluate_with(make_env, || policy.workspace(), |ws, obs, rng, a| policy.greedy_action(ws, obs, rng, a), &settings)`.
+pub struct GreedyPolicy<'a, Q, M> {
+    q: &'a Q,
+    maximizer: &'a M,
+}
+
+/// Per-episode scratch of a [`GreedyPolicy`].
+pub struct GreedyWorkspace<QW, MW> {
+    q: QW,
+    maximizer: MW,
+    state: Vec<f64>,
+}
+
+impl<'a, Q: QFunction, M: Maximizer> GreedyPolicy<'a, Q, M> {
+    /// The greedy policy of `q` under `maximizer` (action dimensions must agree).
+    pub fn new(q: &'a Q, maximizer: &'a M) -> Result<Self> {
+        if maximizer.action_space().dim() != q.action_dim() {
+            return Err(Error::invalid(
+                "maximizer",
+                format!(
+                    "searches {} action components, q has {}",
+                    maximizer.action_space().dim(),
+                    q.action_dim()
+                ),
+            ));
+        }
+        Ok(GreedyPolicy { q, maximizer })
+    }
+
+    pub fn workspace(&self) -> GreedyWorkspace<Q::Workspace, M::Workspace> {
+        GreedyWorkspace {
+            q: self.q.workspace(),
+            maximizer: self.maximizer.workspace(),
+            state: vec![0.0; self.q.state_dim()],
+        }
+    }
+
+    /// Write `argmax_a q(observation, a)` into `action`; `rng` feeds the maximizer's
+    /// multi-starts (deterministic maximizers ignore it).
+    pub fn greedy_action(
+        &self,
+        ws: &mut GreedyWorkspace<Q::Workspace, M::Workspace>,
+        observation: &[f32],
+        rng: &mut Rng,
+        action: &mut [f64],
+    ) -> Result<()> {
+        if observation.len() != ws.state.len() {
+            return Err(Error::invalid(
+                "observation",
+                format!(
+                    "has {} components, q takes states of {}",
+                    observation.len(),
+                    ws.state.len()
+                ),
+            ));
+        }
+        for (s, &o) in ws.state.iter_mut().zip(observation) {
+            *s = f64::from(o);
+        }
+        self.maximizer
+            .maximize(self.q, &mut ws.q, &mut ws.maximizer, &ws.state, action, rng)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! The chapter's algorithms, one module per pseudocode, and what they share.
+//!
+//! - [`fqi`]: `fitted-q-iteration-explicit` (section "Embedded Optimization").
+//! - [`fit`]: the `fit(𝒟)` step of the fitted-Q methods (least squares, minibatch Adam).
+//! - [`transitions`]: base points 𝓑 (s, a, r, s', terminated) and seeded ways to collect them.
+
+pub mod fit;
+pub mod fqi;
+pub mod transitions;
+
+pub use fit::{AdamFit, AdamFitSettings, Fit, LeastSquares, NetworkQ};
+pub use fqi::{
+    FittedQIteration, FqiConfig, FqiParams, GreedyPolicy, GreedyWorkspace, IterationReport,
+    RunSummary,
+};
+pub use transitions::{collect_random_rollouts, sample_transitions, Transitions, UniformBox};
