@@ -594,6 +594,56 @@ mod tests {
         }
     }
 
+    /// A maximizer whose maximum is infinite.
+    struct Unbounded(ActionSpace);
+
+    impl Maximizer for Unbounded {
+        type Workspace = ();
+        fn name(&self) -> &str {
+            "unbounded"
+        }
+        fn action_space(&self) -> &ActionSpace {
+            &self.0
+        }
+        fn workspace(&self) {}
+        fn maximize<Q: QFunction>(
+            &self,
+            _q: &Q,
+            _q_ws: &mut Q::Workspace,
+            _ws: &mut (),
+            _state: &[f64],
+            action: &mut [f64],
+            _rng: &mut Rng,
+        ) -> Result<Maximum> {
+            action.fill(0.0);
+            Ok(Maximum {
+                value: f64::INFINITY,
+                evaluations: 1,
+            })
+        }
+    }
+
+    #[test]
+    fn a_non_finite_target_is_an_error_naming_iteration_and_base_point() {
+        let q = LinearQ::zeros(QuadraticFeatures::new(1, 1).unwrap());
+        let mut fqi = FittedQIteration::new(
+            &params(0),
+            q,
+            Unbounded(unit_box()),
+            LeastSquares::default(),
+            data(6),
+        )
+        .unwrap();
+        match fqi.step() {
+            Err(Error::Numerical { context, reason }) => {
+                assert!(context.contains("iteration 0"), "{context}");
+                // Point 0 is terminal (no bootstrap), point 1 the first with an infinite one.
+                assert!(reason.contains("base point 1 is inf"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn delta_compares_successive_fits_on_the_data_and_the_fixed_extra_actions() {
         let data = data(30);

@@ -393,7 +393,7 @@ mod tests {
             for j in i..m {
                 let (zi, zj) = (n + i, n + j);
                 let factor = if i == j { 0.5 } else { 1.0 };
-                theta[f.product_index(zi, zj)] = -factor * h[i * m + j];
+                theta[f.product_index(zi, zj).unwrap()] = -factor * h[i * m + j];
             }
         }
         LinearQ::with_params(f, theta).unwrap()
@@ -463,7 +463,7 @@ mod tests {
             let mut theta = vec![0.0; f.len()];
             theta[0] = -peak * peak;
             theta[2] = 2.0 * peak;
-            theta[f.product_index(1, 1)] = -1.0;
+            theta[f.product_index(1, 1).unwrap()] = -1.0;
             let q = LinearQ::with_params(f, theta).unwrap();
             let (a, value) = run(&maximizer, &q, &[0.5]);
             assert!((a[0] - expected).abs() < 1e-12, "peak {peak}: {}", a[0]);
