@@ -8,9 +8,9 @@
 //! | the MDPs of every section: Pendulum-v1, MountainCarContinuous-v0 (Gymnasium-exact), LQR, integer Allocation | [`env`] |
 //! | ground truth: discrete Riccati solution, q*, v*, soft (entropy-regularized) LQR | [`env::lqr`] |
 //! | the function approximators q(s,a;θ), d(s;w): MLPs with input gradients, Adam, target copies | [`nn`] |
-//! | the approximator class q(s,a;θ) that FQI fits and maximizes: linear in θ (quadratic, action-affine features) or an MLP on [s, a] | [`qfunction`] |
-//! | `fitted-q-iteration-explicit` (Embedded Optimization) | [`algo::fqi`] |
-//! | `maximize(q(s',·;θ))` of `fitted-q-iteration-explicit`: argmin (continuous), good_lp MILP (integer), grid, enumeration | [`maximize`] |
+//! | `maximize(q(s',·;θ))` of `fitted-q-iteration-explicit`: argmin (continuous), good_lp MILP (integer), grid, enumeration, exact concave quadratic | [`maximize`] |
+//! | Embedded Optimization · `fitted-q-iteration-explicit`: FQI with parallel targets, the `fit` step (least squares, minibatch Adam), base points | [`algo::fqi`], [`algo::fit`], [`algo::transitions`] |
+//! | q(s,a;θ): linear in θ (quadratic features: LQR's q* exactly; action-affine: MILP-ready) or an MLP on [s, a] | [`qfunction`] |
 //! | seeding: one seed per run, one stream per consumer | [`rng`] |
 //! | evaluation of a policy over seeded episodes, in parallel | [`eval`] |
 //!

@@ -135,16 +135,13 @@ fn quadratic_fqi(
 
 fn check_quadratic_fqi_recovers_riccati(params: LqrParams, state_bound: f64, action_bound: f64) {
     let (mut fqi, solution, env) = quadratic_fqi(params, state_bound, action_bound);
-    let mut deltas = Vec::new();
-    let summary = fqi.run(|report| deltas.push(report.delta)).expect("run");
+    let summary = fqi.run(|_| {}).expect("run");
     assert!(summary.converged, "{summary:?}");
+    // The maximizers stayed strictly inside the ±10 box (no clamping in the targets).
+    assert!(fqi.next_actions().iter().all(|a| a.abs() < 10.0));
     let form = fqi.q().quadratic_form();
     let h = solution.q_matrix();
     let error = relative(&(-&form.matrix), h);
-    eprintln!(
-        "{} iterations, relative error of M: {error:e}, l = {}, c = {}",
-        summary.iterations, form.linear, form.constant
-    );
     assert!(error < 1e-3, "‖M + H‖/‖H‖ = {error}");
     assert!(
         form.linear.norm() < 1e-3 * h.norm(),
@@ -160,7 +157,6 @@ fn check_quadratic_fqi_recovers_riccati(params: LqrParams, state_bound: f64, act
     let n = env.system().state_dim();
     let gain = greedy_gain(fqi.q(), fqi.maximizer(), &state_grid(n, 1.0, 11));
     let gain_error = relative(&gain, solution.gain());
-    eprintln!("greedy gain {gain}, Riccati {}", solution.gain());
     assert!(gain_error < 1e-3, "gain {gain} vs {}", solution.gain());
 }
 

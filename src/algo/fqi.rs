@@ -496,3 +496,225 @@ impl<'a, Q: QFunction, M: Maximizer> GreedyPolicy<'a, Q, M> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::Rng as _;
+
+    use super::*;
+    use crate::algo::fit::LeastSquares;
+    use crate::env::ActionSpace;
+    use crate::maximize::{Maximum, QuadraticArgmax};
+    use crate::qfunction::linear::{Features, LinearQ, QuadraticFeatures};
+
+    /// A "maximizer" that reports the first draw of its stream (in [0, 1)) as the maximum,
+    /// exposing which stream FQI handed it.
+    struct StreamProbe(ActionSpace);
+
+    impl Maximizer for StreamProbe {
+        type Workspace = ();
+        fn name(&self) -> &str {
+            "stream-probe"
+        }
+        fn action_space(&self) -> &ActionSpace {
+            &self.0
+        }
+        fn workspace(&self) {}
+        fn maximize<Q: QFunction>(
+            &self,
+            _q: &Q,
+            _q_ws: &mut Q::Workspace,
+            _ws: &mut (),
+            _state: &[f64],
+            action: &mut [f64],
+            rng: &mut Rng,
+        ) -> Result<Maximum> {
+            action.fill(0.0);
+            Ok(Maximum {
+                value: rng.gen::<f64>(),
+                evaluations: 1,
+            })
+        }
+    }
+
+    fn unit_box() -> ActionSpace {
+        ActionSpace::Box {
+            low: vec![-1.0],
+            high: vec![1.0],
+        }
+    }
+
+    /// Base points with distinct rewards; every third one terminal.
+    fn data(len: usize) -> Transitions {
+        let mut data = Transitions::new(1, 1);
+        for i in 0..len {
+            let x = i as f64 / len as f64;
+            data.push(&[x], &[0.5 - x], -x, &[1.0 - x], i % 3 == 0)
+                .unwrap();
+        }
+        data
+    }
+
+    fn params(k: usize) -> FqiParams {
+        FqiParams {
+            gamma: 0.9,
+            max_iterations: 10,
+            tolerance: 1e-9,
+            delta_actions_per_state: k,
+            seed: RunSeed(42),
+        }
+    }
+
+    #[test]
+    fn targets_use_one_indexed_stream_per_base_point_and_skip_terminal_states() {
+        let data = data(12);
+        let q = LinearQ::zeros(QuadraticFeatures::new(1, 1).unwrap());
+        let mut fqi = FittedQIteration::new(
+            &params(0),
+            q,
+            StreamProbe(unit_box()),
+            LeastSquares::default(),
+            data.clone(),
+        )
+        .unwrap();
+        for n in 0..2 {
+            let report = fqi.step().unwrap();
+            assert_eq!(report.maximize_calls, 8, "12 points, 4 terminal");
+            for i in 0..data.len() {
+                let expected = if data.terminated(i) {
+                    data.reward(i)
+                } else {
+                    let draw: f64 = RunSeed(42)
+                        .indexed("fqi-maximize", (n * 12 + i) as u64)
+                        .gen();
+                    data.reward(i) + 0.9 * draw
+                };
+                assert_eq!(fqi.targets()[i], expected, "iteration {n}, point {i}");
+            }
+        }
+    }
+
+    /// A maximizer whose maximum is infinite.
+    struct Unbounded(ActionSpace);
+
+    impl Maximizer for Unbounded {
+        type Workspace = ();
+        fn name(&self) -> &str {
+            "unbounded"
+        }
+        fn action_space(&self) -> &ActionSpace {
+            &self.0
+        }
+        fn workspace(&self) {}
+        fn maximize<Q: QFunction>(
+            &self,
+            _q: &Q,
+            _q_ws: &mut Q::Workspace,
+            _ws: &mut (),
+            _state: &[f64],
+            action: &mut [f64],
+            _rng: &mut Rng,
+        ) -> Result<Maximum> {
+            action.fill(0.0);
+            Ok(Maximum {
+                value: f64::INFINITY,
+                evaluations: 1,
+            })
+        }
+    }
+
+    #[test]
+    fn a_non_finite_target_is_an_error_naming_iteration_and_base_point() {
+        let q = LinearQ::zeros(QuadraticFeatures::new(1, 1).unwrap());
+        let mut fqi = FittedQIteration::new(
+            &params(0),
+            q,
+            Unbounded(unit_box()),
+            LeastSquares::default(),
+            data(6),
+        )
+        .unwrap();
+        match fqi.step() {
+            Err(Error::Numerical { context, reason }) => {
+                assert!(context.contains("iteration 0"), "{context}");
+                // Point 0 is terminal (no bootstrap), point 1 the first with an infinite one.
+                assert!(reason.contains("base point 1 is inf"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn delta_compares_successive_fits_on_the_data_and_the_fixed_extra_actions() {
+        let data = data(30);
+        let features = QuadraticFeatures::new(1, 1).unwrap();
+        let theta0: Vec<f64> = (0..features.len()).map(|i| -(i as f64) * 0.1).collect();
+        let q0 = LinearQ::with_params(features, theta0).unwrap();
+        let k = 3;
+        let mut fqi = FittedQIteration::new(
+            &params(k),
+            q0.clone(),
+            QuadraticArgmax::new(&unit_box()).unwrap(),
+            LeastSquares::default(),
+            data.clone(),
+        )
+        .unwrap();
+        let report = fqi.step().unwrap();
+        let q1 = fqi.q().clone();
+
+        // The extra actions: k per state, drawn in order from "fqi-delta-actions".
+        let mut rng = RunSeed(42).stream("fqi-delta-actions");
+        let (mut ws0, mut ws1) = (q0.workspace(), q1.workspace());
+        let mut sum = 0.0;
+        for i in 0..data.len() {
+            let s = data.state(i);
+            let mut actions = vec![data.action(i)[0]];
+            actions.extend((0..k).map(|_| rng.gen_range(-1.0..1.0)));
+            for a in actions {
+                let change =
+                    q1.value(&mut ws1, s, &[a]).unwrap() - q0.value(&mut ws0, s, &[a]).unwrap();
+                sum += change * change;
+            }
+        }
+        let expected = sum / (data.len() * (k + 1)) as f64;
+        assert!(
+            (report.delta - expected).abs() <= 1e-12 * expected,
+            "{} vs {expected}",
+            report.delta
+        );
+        assert!(expected > 0.0);
+        assert_ne!(q0.params(), q1.params());
+    }
+
+    #[test]
+    fn run_stops_at_the_tolerance_or_the_iteration_limit() {
+        // q* of a bandit (s' terminal everywhere) is r itself: the second fit equals the
+        // first, so δ is 0 at iteration 1 and the run stops converged.
+        let mut data = Transitions::new(1, 1);
+        for i in 0..20 {
+            let x = i as f64 / 10.0 - 1.0;
+            data.push(&[x], &[-x], -x * x, &[0.0], true).unwrap();
+        }
+        let make = |max_iterations| {
+            FittedQIteration::new(
+                &FqiParams {
+                    max_iterations,
+                    ..params(1)
+                },
+                LinearQ::zeros(QuadraticFeatures::new(1, 1).unwrap()),
+                QuadraticArgmax::new(&unit_box()).unwrap(),
+                LeastSquares::default(),
+                data.clone(),
+            )
+            .unwrap()
+        };
+        let mut seen = Vec::new();
+        let summary = make(10).run(|r| seen.push(r.iteration)).unwrap();
+        assert!(summary.converged);
+        assert_eq!(summary.iterations, 2);
+        assert_eq!(seen, vec![0, 1]);
+        let summary = make(1).run(|_| {}).unwrap();
+        assert!(!summary.converged);
+        assert_eq!(summary.iterations, 1);
+    }
+}

@@ -173,7 +173,9 @@ impl Maximizer for QuadraticArgmax {
         let model = c + model_gain(&ws.g, &ws.h, action, m);
         let value = q.value(q_ws, state, action)?;
         let scale = 1.0 + c.abs() + model.abs();
-        if !((value - model).abs() <= MODEL_TOLERANCE * scale) {
+        // Written so that a NaN difference fails the check too.
+        let agrees = (value - model).abs() <= MODEL_TOLERANCE * scale;
+        if !agrees {
             return Err(not_quadratic(format!(
                 "q = {value} at the maximizer, its quadratic model gives {model}"
             )));
@@ -333,7 +335,7 @@ fn cholesky_solve(a: &mut [f64], b: &mut [f64], k: usize) -> bool {
         for p in 0..j {
             d -= a[j * k + p] * a[j * k + p];
         }
-        if !(d > 0.0) {
+        if d.is_nan() || d <= 0.0 {
             return false;
         }
         let d = d.sqrt();
@@ -391,7 +393,7 @@ mod tests {
             for j in i..m {
                 let (zi, zj) = (n + i, n + j);
                 let factor = if i == j { 0.5 } else { 1.0 };
-                theta[f.product_index(zi, zj)] = -factor * h[i * m + j];
+                theta[f.product_index(zi, zj).unwrap()] = -factor * h[i * m + j];
             }
         }
         LinearQ::with_params(f, theta).unwrap()
@@ -424,11 +426,15 @@ mod tests {
     fn two_dimensional_maximum_beats_a_dense_grid() {
         let h = [2.0, 0.9, 0.9, 1.0];
         let maximizer = QuadraticArgmax::new(&box_space(&[-0.5, -0.3], &[0.4, 1.0])).unwrap();
+        let mut on_boundary = 0;
         for seed in 0..20 {
             let q = concave_q(2, &h, seed);
             let s = [0.7, -1.3];
             let (a, value) = run(&maximizer, &q, &s);
             assert!((-0.5..=0.4).contains(&a[0]) && (-0.3..=1.0).contains(&a[1]));
+            if [-0.5, 0.4].contains(&a[0]) || [-0.3, 1.0].contains(&a[1]) {
+                on_boundary += 1;
+            }
             let mut ws = q.workspace();
             for i in 0..=90 {
                 for j in 0..=130 {
@@ -441,6 +447,11 @@ mod tests {
                 }
             }
         }
+        // Both the interior and the face search are exercised.
+        assert!(
+            on_boundary > 0 && on_boundary < 20,
+            "{on_boundary} of 20 on the boundary"
+        );
     }
 
     #[test]
@@ -452,7 +463,7 @@ mod tests {
             let mut theta = vec![0.0; f.len()];
             theta[0] = -peak * peak;
             theta[2] = 2.0 * peak;
-            theta[f.product_index(1, 1)] = -1.0;
+            theta[f.product_index(1, 1).unwrap()] = -1.0;
             let q = LinearQ::with_params(f, theta).unwrap();
             let (a, value) = run(&maximizer, &q, &[0.5]);
             assert!((a[0] - expected).abs() < 1e-12, "peak {peak}: {}", a[0]);

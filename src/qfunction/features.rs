@@ -76,12 +76,13 @@ impl QuadraticFeatures {
         self.state_dim + self.action_dim
     }
 
-    /// Index in θ of the coefficient of `zᵢzⱼ` (`i ≤ j`).
-    pub fn product_index(&self, i: usize, j: usize) -> usize {
-        debug_assert!(i <= j && j < self.joint_dim());
+    /// Index in θ of the coefficient of `zᵢzⱼ` (either order); `None` if `i` or `j` is
+    /// not below [`QuadraticFeatures::joint_dim`].
+    pub fn product_index(&self, i: usize, j: usize) -> Option<usize> {
         let d = self.joint_dim();
+        let (i, j) = (i.min(j), i.max(j));
         // Row r of the upper triangle holds d − r products, so rows 0..i hold i·d − i(i−1)/2.
-        1 + d + i * d - i * i.saturating_sub(1) / 2 + (j - i)
+        (j < d).then(|| 1 + d + i * d - i * i.saturating_sub(1) / 2 + (j - i))
     }
 
     /// `zₖ` for the joint vector `[state, action]`.
@@ -292,9 +293,11 @@ mod tests {
             phi,
             vec![1.0, 2.0, 3.0, 5.0, 4.0, 6.0, 10.0, 9.0, 15.0, 25.0]
         );
+        assert_eq!(f.product_index(0, 3), None);
         let products = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)];
         for (offset, (i, j)) in products.into_iter().enumerate() {
-            assert_eq!(f.product_index(i, j), 4 + offset, "({i}, {j})");
+            assert_eq!(f.product_index(i, j), Some(4 + offset), "({i}, {j})");
+            assert_eq!(f.product_index(j, i), Some(4 + offset));
         }
     }
 

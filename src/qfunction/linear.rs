@@ -153,9 +153,12 @@ impl LinearQ<QuadraticFeatures> {
         let f = self.features;
         let d = f.joint_dim();
         let mut matrix = DMatrix::zeros(d, d);
+        // The products follow the linear terms row by row of the upper triangle.
+        let mut index = 1 + d;
         for i in 0..d {
             for j in i..d {
-                let coefficient = self.theta[f.product_index(i, j)];
+                let coefficient = self.theta[index];
+                index += 1;
                 if i == j {
                     matrix[(i, i)] = coefficient;
                 } else {

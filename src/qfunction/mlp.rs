@@ -245,3 +245,14 @@ impl QFunction for MlpQ {
         Ok(value)
     }
 }
+
+/// FQI's minibatch Adam fit trains the network in place.
+impl crate::algo::NetworkQ for MlpQ {
+    fn network(&self) -> &Mlp<f32> {
+        &self.network
+    }
+
+    fn network_mut(&mut self) -> &mut Mlp<f32> {
+        &mut self.network
+    }
+}
