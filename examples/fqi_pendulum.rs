@@ -1,28 +1,26 @@
 //! Fitted Q-iteration with explicit maximization (`fitted-q-iteration-explicit`) on
 //! Pendulum-v1: a q-network on `[cos θ, sin θ, θ̇, a]` fitted on one-step transitions from
 //! states drawn uniformly over the whole state space, the `maximize` step done by a
-//! refined grid over the torque. Prints every iteration's report, then the greedy
+//! grid over the torque. Prints every iteration's report, then the greedy
 //! policy's mean return over 20 evaluation episodes next to a uniformly random policy's.
 //!
 //! ```text
 //! cargo run --release --example fqi_pendulum [-- key=value ...]
 //! ```
 //! Keys (defaults in brackets): points [20000], iterations [60], epochs [4],
-//! batch [256], lr [1e-3], gamma [0.97], width [128], grid [11], seed [0].
-
-#[path = "../tests/common/mod.rs"]
-mod common;
+//! batch [256], lr [1e-3], gamma [0.97], width [128], grid [21], seed [0].
 
 use std::time::Instant;
 
-use common::{RefinedGrid, StateActionMlp};
 use policy_param::algo::{
     sample_transitions, AdamFit, AdamFitSettings, FittedQIteration, FqiParams, UniformBox,
 };
 use policy_param::env::pendulum::Pendulum;
 use policy_param::env::Env;
 use policy_param::eval::{evaluate, evaluate_with, EvalSettings};
+use policy_param::maximize::GridMaximizer;
 use policy_param::nn::{AdamConfig, Mlp, MlpConfig};
+use policy_param::qfunction::MlpQ;
 use policy_param::rng::RunSeed;
 use policy_param::{Error, Result};
 use rand::Rng as _;
@@ -48,7 +46,7 @@ fn parse() -> Result<Settings> {
         lr: 1e-3,
         gamma: 0.97,
         width: 128,
-        grid: 11,
+        grid: 21,
         seed: 0,
     };
     for arg in std::env::args().skip(1) {
@@ -93,8 +91,8 @@ fn main() -> Result<()> {
             delta_actions_per_state: 2,
             seed,
         },
-        StateActionMlp::new(network, 3),
-        RefinedGrid::new(env.action_space(), s.grid, 1),
+        MlpQ::new(network, 3)?,
+        GridMaximizer::new(env.action_space().clone(), s.grid)?,
         AdamFit::new(AdamFitSettings {
             epochs: s.epochs,
             batch_size: s.batch,
@@ -104,7 +102,7 @@ fn main() -> Result<()> {
     )?;
 
     println!(
-        "FQI on Pendulum-v1: {} base points, γ = {}, q [4, {w}, {w}, 1], grid {} × 2 rounds, \
+        "FQI on Pendulum-v1: {} base points, γ = {}, q [4, {w}, {w}, 1], grid of {} torques, \
          {} epochs of batch {} at lr {}, {} rayon threads",
         s.points,
         s.gamma,

@@ -3,22 +3,21 @@
 //!
 //! Base points are one-step transitions from states drawn uniformly over the whole state
 //! space (θ ∈ [−π, π], θ̇ ∈ [−8, 8]) with uniformly random torques; `maximize` is a
-//! refined grid over the torque. Small settings, so the test runs in seconds.
+//! grid of 21 torques. Small settings, so the test runs in seconds.
 
-mod common;
-
-use common::{RefinedGrid, StateActionMlp};
 use policy_param::algo::{
     sample_transitions, AdamFit, AdamFitSettings, FittedQIteration, FqiParams, NetworkQ, UniformBox,
 };
 use policy_param::env::pendulum::Pendulum;
 use policy_param::env::Env;
 use policy_param::eval::{evaluate, evaluate_with, EvalSettings, Evaluation};
+use policy_param::maximize::GridMaximizer;
 use policy_param::nn::{AdamConfig, Mlp, MlpConfig};
+use policy_param::qfunction::MlpQ;
 use policy_param::rng::RunSeed;
 use rand::Rng as _;
 
-type PendulumFqi = FittedQIteration<StateActionMlp, RefinedGrid, AdamFit>;
+type PendulumFqi = FittedQIteration<MlpQ, GridMaximizer, AdamFit>;
 
 fn train() -> PendulumFqi {
     let seed = RunSeed(0);
@@ -37,8 +36,8 @@ fn train() -> PendulumFqi {
             delta_actions_per_state: 2,
             seed,
         },
-        StateActionMlp::new(network, 3),
-        RefinedGrid::new(env.action_space(), 11, 1),
+        MlpQ::new(network, 3).unwrap(),
+        GridMaximizer::new(env.action_space().clone(), 21).unwrap(),
         AdamFit::new(AdamFitSettings {
             epochs: 5,
             batch_size: 128,
