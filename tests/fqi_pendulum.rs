@@ -6,7 +6,7 @@
 //! grid of 21 torques. Small settings, so the test runs in seconds.
 
 use policy_param::algo::{
-    sample_transitions, AdamFit, AdamFitSettings, FittedQIteration, FqiParams, NetworkQ, UniformBox,
+    sample_transitions, AdamFit, AdamFitSettings, FittedQIteration, FqiParams, UniformBox,
 };
 use policy_param::env::pendulum::Pendulum;
 use policy_param::env::Env;
