@@ -425,7 +425,7 @@ fn quadratic_case(
 #[test]
 fn lbfgs_finds_an_interior_maximizer() {
     // Targets within ±0.5 of a box of half-width 1: the maximizer is interior.
-    let worst = quadratic_case(LbfgsSettings::default(), &[-1.0; 3], &[1.0; 3], 0.5, 1);
+    let worst = quadratic_case(LbfgsSettings::precise(), &[-1.0; 3], &[1.0; 3], 0.5, 1);
     assert!(worst <= 1e-6, "worst error {worst}");
 }
 
@@ -436,7 +436,7 @@ fn lbfgs_reaches_a_boundary_maximizer() {
     for line_search in [LineSearchKind::MoreThuente, LineSearchKind::HagerZhang] {
         let settings = LbfgsSettings {
             line_search,
-            ..LbfgsSettings::default()
+            ..LbfgsSettings::precise()
         };
         let worst = quadratic_case(settings, &[-1.0, -0.5, 0.0], &[1.0, 2.0, 0.5], 4.0, 2);
         assert!(worst <= 1e-6, "{line_search:?}: worst error {worst}");
@@ -446,11 +446,11 @@ fn lbfgs_reaches_a_boundary_maximizer() {
 #[test]
 fn lbfgs_handles_unbounded_and_half_bounded_boxes() {
     let inf = f64::INFINITY;
-    let worst = quadratic_case(LbfgsSettings::default(), &[-inf; 3], &[inf; 3], 5.0, 3);
+    let worst = quadratic_case(LbfgsSettings::precise(), &[-inf; 3], &[inf; 3], 5.0, 3);
     assert!(worst <= 1e-6, "unbounded: worst error {worst}");
     // One component bounded below only, one above only, one free.
     let worst = quadratic_case(
-        LbfgsSettings::default(),
+        LbfgsSettings::precise(),
         &[0.0, -inf, -inf],
         &[inf, 0.0, inf],
         2.0,

@@ -74,10 +74,13 @@ pub struct LbfgsSettings {
     /// q evaluations per start, at least 1: ends a start whose line searches stall
     /// (argmin's line searches have no iteration limit of their own).
     pub max_evaluations: usize,
-    /// Stop a start when the gradient's norm (in the unconstrained variables) falls
-    /// below this; finite and ≥ 0.
+    /// Stop a start when the norm of ∇ᵤq / max(1, |q|) (gradient in the unconstrained
+    /// variables, relative to the size of q at the start's first point) falls below
+    /// this; finite and ≥ 0.
     pub gradient_tolerance: f64,
-    /// Stop a start when an iteration changes q by less than this; finite and ≥ 0.
+    /// Stop a start when an iteration changes q by less than this, relative to
+    /// max(1, |q|) at the start's first point; finite and ≥ 0. The default, 1e-7, is
+    /// about the resolution of an f32 network's output.
     pub cost_tolerance: f64,
     /// Number of (s, y) pairs L-BFGS keeps, at least 1.
     pub memory: usize,
@@ -93,7 +96,7 @@ pub struct LbfgsSettings {
 
 impl Default for LbfgsSettings {
     /// 4 starts (the box centre and the best 3 of 32 random candidates), 50 iterations
-    /// and 200 q evaluations each, gradient tolerance 1e-6, cost tolerance 1e-12, memory 10 (scipy's),
+    /// and 200 q evaluations each, gradient tolerance 1e-6, cost tolerance 1e-7 (both relative), memory 10 (scipy's),
     /// Moré–Thuente, 10 projected-gradient evaluations.
     fn default() -> Self {
         LbfgsSettings {
@@ -101,7 +104,7 @@ impl Default for LbfgsSettings {
             max_iters: 50,
             max_evaluations: 200,
             gradient_tolerance: 1e-6,
-            cost_tolerance: 1e-12,
+            cost_tolerance: 1e-7,
             memory: 10,
             line_search: LineSearchKind::MoreThuente,
             first_start: FirstStart::BoxCentre,
@@ -112,6 +115,17 @@ impl Default for LbfgsSettings {
 }
 
 impl LbfgsSettings {
+    /// The defaults with tolerances for a q computed exactly in f64 (a quadratic, a
+    /// linear-in-features model): gradient tolerance 1e-10 and no cost tolerance, so each
+    /// start runs to a stationary point rather than to the resolution of an f32 network.
+    pub fn precise() -> Self {
+        LbfgsSettings {
+            gradient_tolerance: 1e-10,
+            cost_tolerance: 0.0,
+            ..LbfgsSettings::default()
+        }
+    }
+
     /// Check every field, naming the first bad one.
     pub fn check(&self) -> Result<()> {
         if self.starts == 0 {
@@ -157,6 +171,9 @@ enum Coordinate {
 /// the half-width, or in action units for one-sided bounds), where da/du ≠ 0, so that
 /// L-BFGS is not started on a stationary point of the change of variables.
 const INWARD: f64 = 1e-3;
+/// How close to a bound (as a fraction of the interval's width, at least 1) the finish
+/// puts a component onto it.
+const SNAP: f64 = 1e-6;
 
 impl Coordinate {
     fn new(low: f64, high: f64) -> Self {
@@ -194,7 +211,7 @@ impl Coordinate {
     /// A `u` mapping to `a` (or to a point just inside the bound if `a` is on it).
     fn unconstrained(self, a: f64) -> f64 {
         match self {
-            Coordinate::Interval { half, .. } if half == 0.0 => 0.0,
+            Coordinate::Interval { half: 0.0, .. } => 0.0,
             Coordinate::Interval { mid, half } => {
                 ((a - mid) / half).clamp(INWARD - 1.0, 1.0 - INWARD).asin()
             }
@@ -292,8 +309,11 @@ impl ProjectedLbfgs {
         Ok(())
     }
 
-    /// Draw the random candidates and order them best first (by q when there are more
-    /// than the starts they feed); `ws.order[..starts − 1]` are the other starts.
+    /// Draw the random candidates and choose the other `starts − 1` starting points
+    /// among them into `ws.chosen`: by value, best first, but skipping a candidate within
+    /// the exclusion distance of the first start or of one already chosen, so that the
+    /// starts spread over several basins instead of crowding around the best one (then,
+    /// if too few are far enough apart, the best of the rest).
     fn rank_candidates<Q: QFunction>(
         &self,
         q: &Q,
@@ -330,7 +350,49 @@ impl ProjectedLbfgs {
             ws.order
                 .sort_unstable_by(|&i, &j| key(j).total_cmp(&key(i)).then(i.cmp(&j)));
         }
+        // Half the side of a cube holding 1/needed of the box, in units of each
+        // component's width (1 for unbounded components).
+        let radius = 0.5 * (needed as f64).powf(-1.0 / dim.max(1) as f64);
+        ws.chosen.clear();
+        for k in 0..count {
+            if ws.chosen.len() == needed {
+                break;
+            }
+            let i = ws.order[k];
+            let point = &ws.candidates[i * dim..(i + 1) * dim];
+            let far = self.spread(point, &ws.start) > radius
+                && ws
+                    .chosen
+                    .iter()
+                    .all(|&j| self.spread(point, &ws.candidates[j * dim..(j + 1) * dim]) > radius);
+            if far {
+                ws.chosen.push(i);
+            }
+        }
+        for k in 0..count {
+            if ws.chosen.len() == needed {
+                break;
+            }
+            if !ws.chosen.contains(&ws.order[k]) {
+                ws.chosen.push(ws.order[k]);
+            }
+        }
         Ok(())
+    }
+
+    /// max over components of |a − b| / width (width 1 for unbounded or empty intervals).
+    fn spread(&self, a: &[f64], b: &[f64]) -> f64 {
+        let mut largest: f64 = 0.0;
+        for i in 0..a.len() {
+            let width = self.high[i] - self.low[i];
+            let width = if width.is_finite() && width > 0.0 {
+                width
+            } else {
+                1.0
+            };
+            largest = largest.max((a[i] - b[i]).abs() / width);
+        }
+        largest
     }
 
     /// One L-BFGS run from `ws.start`, recording every evaluation in `ws`.
@@ -366,10 +428,19 @@ impl ProjectedLbfgs {
         let outcome = match s.line_search {
             LineSearchKind::MoreThuente => run_executor(
                 objective,
-                LBFGS::new(MoreThuenteLineSearch::new(), s.memory)
-                    .with_tolerance_grad(s.gradient_tolerance)
-                    .and_then(|l| l.with_tolerance_cost(s.cost_tolerance))
-                    .map_err(lbfgs_error)?,
+                LBFGS::new(
+                    // L-BFGS-B's line search constants (scipy, MINPACK-2 dcsrch): argmin's
+                    // default width tolerance 1e-10 spends dozens of evaluations bracketing
+                    // the kinks of a ReLU network.
+                    MoreThuenteLineSearch::new()
+                        .with_c(1e-3, 0.9)
+                        .and_then(|l| l.with_width_tolerance(0.1))
+                        .map_err(lbfgs_error)?,
+                    s.memory,
+                )
+                .with_tolerance_grad(s.gradient_tolerance)
+                .and_then(|l| l.with_tolerance_cost(s.cost_tolerance))
+                .map_err(lbfgs_error)?,
                 u0,
                 s.max_iters,
             ),
@@ -392,10 +463,12 @@ impl ProjectedLbfgs {
         Ok(())
     }
 
-    /// Projected-gradient ascent from the best action found, with Armijo backtracking
-    /// along the projection arc: a' = clamp(a + t·∇ₐq). Reaches the faces of the box that
-    /// L-BFGS only approached; stops when the projected step is zero or the evaluation
-    /// budget is spent.
+    /// The finish in the action space, from the best action found, within
+    /// `projected_steps` q evaluations. First the clamp: components within a hair of a
+    /// bound whose slope points out of the box go onto the bound (L-BFGS approaches a face
+    /// as sin u → ±1 and stops a rounding short of it). Then projected-gradient ascent
+    /// a' = clamp(a + t·∇ₐq) from a small step t, doubled after every improvement, ending
+    /// at the first trial that does not improve q by Armijo's sufficient increase.
     fn finish_projected<Q: QFunction>(
         &self,
         q: &Q,
@@ -403,47 +476,92 @@ impl ProjectedLbfgs {
         ws: &mut LbfgsWorkspace,
         state: &[f64],
     ) -> Result<()> {
+        let mut budget = self.settings.projected_steps;
+        let mut snapped = false;
+        for i in 0..ws.trial.len() {
+            let (a, g, low, high) = (
+                ws.best_action[i],
+                ws.best_gradient[i],
+                self.low[i],
+                self.high[i],
+            );
+            let width = high - low;
+            let hair = SNAP
+                * if width.is_finite() {
+                    width.max(1.0)
+                } else {
+                    1.0
+                };
+            ws.trial[i] = if g > 0.0 && high - a <= hair {
+                high
+            } else if g < 0.0 && a - low <= hair {
+                low
+            } else {
+                a
+            };
+            snapped |= ws.trial[i] != a;
+        }
+        if snapped && budget > 0 {
+            budget -= 1;
+            self.try_trial(q, q_ws, ws, state, 0.0)?;
+        }
+
         let largest_slope = ws.best_gradient.iter().fold(0.0f64, |m, g| m.max(g.abs()));
         if largest_slope == 0.0 || !largest_slope.is_finite() {
             return Ok(());
         }
-        // First step: move the steepest component by the narrowest finite width (or 1).
-        let width = self
+        let narrowest = self
             .low
             .iter()
             .zip(&self.high)
             .map(|(l, h)| h - l)
             .filter(|w| w.is_finite() && *w > 0.0)
-            .fold(f64::INFINITY, f64::min);
-        let mut step = if width.is_finite() { width } else { 1.0 } / largest_slope;
-        let mut budget = self.settings.projected_steps;
+            .fold(1.0, f64::min);
+        // A first move of 1/1000 of the narrowest width (or unit): small enough to be an
+        // improvement wherever the gradient is informative.
+        let mut step = 1e-3 * narrowest / largest_slope;
         while budget > 0 {
             let mut ascent = 0.0;
-            let mut moved = false;
             for i in 0..ws.trial.len() {
                 let a = ws.best_action[i];
                 let t = (a + step * ws.best_gradient[i]).clamp(self.low[i], self.high[i]);
-                moved |= t != a;
                 ascent += ws.best_gradient[i] * (t - a);
                 ws.trial[i] = t;
             }
-            if !moved {
+            if ascent <= 0.0 {
+                // Every ascent direction leaves the box: a KKT point of the box.
                 return Ok(());
             }
-            let value = q.value_and_action_gradient(q_ws, state, &ws.trial, &mut ws.gradient)?;
-            ws.evaluations += 1;
             budget -= 1;
-            if value.is_finite() && value > ws.best_value && value >= ws.best_value + 1e-4 * ascent
-            {
-                ws.best_value = value;
-                ws.best_action.copy_from_slice(&ws.trial);
-                ws.best_gradient.copy_from_slice(&ws.gradient);
-                step *= 2.0;
-            } else {
-                step *= 0.5;
+            if !self.try_trial(q, q_ws, ws, state, 1e-4 * ascent)? {
+                return Ok(());
             }
+            step *= 2.0;
         }
         Ok(())
+    }
+
+    /// Evaluate q at `ws.trial`; make it the best action if it beats the best value by
+    /// at least `required`. Whether it did.
+    fn try_trial<Q: QFunction>(
+        &self,
+        q: &Q,
+        q_ws: &mut Q::Workspace,
+        ws: &mut LbfgsWorkspace,
+        state: &[f64],
+        required: f64,
+    ) -> Result<bool> {
+        let value = q.value_and_action_gradient(q_ws, state, &ws.trial, &mut ws.gradient)?;
+        ws.evaluations += 1;
+        let improves = value.is_finite()
+            && value >= ws.best_value + required
+            && ws.gradient.iter().all(|g| g.is_finite());
+        if improves {
+            ws.best_value = value;
+            ws.best_action.copy_from_slice(&ws.trial);
+            ws.best_gradient.copy_from_slice(&ws.gradient);
+        }
+        Ok(improves)
     }
 }
 
@@ -493,15 +611,19 @@ pub struct LbfgsWorkspace {
     best_action: Vec<f64>,
     best_gradient: Vec<f64>,
     best_value: f64,
-    /// Random candidate starts (`count × dim`), their q values, and their ranking.
+    /// Random candidate starts (`count × dim`), their q values, their ranking, and the
+    /// ones chosen as starts.
     candidates: Vec<f64>,
     candidate_values: Vec<f64>,
     order: Vec<usize>,
+    chosen: Vec<usize>,
     /// The last point evaluated and −∇ᵤq there: argmin asks for the cost and then the
     /// gradient at the same point, and one q evaluation gives both.
     cached_u: Array1<f64>,
     cached_gradient: Array1<f64>,
     cache_valid: bool,
+    /// max(1, |q|) at the current start's first point.
+    scale: f64,
     evaluations: usize,
     start_evaluations: usize,
     failure: Option<Error>,
@@ -520,9 +642,11 @@ impl LbfgsWorkspace {
             candidates: Vec::new(),
             candidate_values: Vec::new(),
             order: Vec::new(),
+            chosen: Vec::new(),
             cached_u: Array1::zeros(dim),
             cached_gradient: Array1::zeros(dim),
             cache_valid: false,
+            scale: 1.0,
             evaluations: 0,
             start_evaluations: 0,
             failure: None,
@@ -548,7 +672,9 @@ struct Objective<'a, Q: QFunction> {
 }
 
 impl<Q: QFunction> Objective<'_, Q> {
-    /// Evaluate q and ∇ᵤ(−q) at `u`, caching the gradient and keeping the best action.
+    /// The cost −q/scale and its gradient ∇ᵤ(−q)/scale at `u`, caching the gradient and
+    /// keeping the best action. `scale` = max(1, |q|) at the start's first point, fixed
+    /// for the start, makes the tolerances relative to the size of q.
     fn evaluate(&self, u: &Array1<f64>) -> Result<f64, argmin::core::Error> {
         if u.iter().any(|x| !x.is_finite()) {
             // L-BFGS broke down (a zero step makes its scaling 0/0); this start is over,
@@ -594,12 +720,16 @@ impl<Q: QFunction> Objective<'_, Q> {
             ws.best_action.copy_from_slice(&ws.action);
             ws.best_gradient.copy_from_slice(&ws.gradient);
         }
+        if ws.start_evaluations == 1 {
+            ws.scale = value.abs().max(1.0);
+        }
+        let cost = -value / ws.scale;
         ws.cached_u.assign(u);
         for (i, (c, &ui)) in self.coordinates.iter().zip(u).enumerate() {
-            ws.cached_gradient[i] = -ws.gradient[i] * c.derivative(ui);
+            ws.cached_gradient[i] = -ws.gradient[i] * c.derivative(ui) / ws.scale;
         }
         ws.cache_valid = true;
-        Ok(value)
+        Ok(cost)
     }
 }
 
@@ -617,7 +747,7 @@ impl<Q: QFunction> CostFunction for Objective<'_, Q> {
     type Output = f64;
 
     fn cost(&self, u: &Array1<f64>) -> Result<f64, argmin::core::Error> {
-        self.evaluate(u).map(|value| -value)
+        self.evaluate(u)
     }
 }
 
@@ -676,7 +806,7 @@ impl Maximizer for ProjectedLbfgs {
             self.rank_candidates(q, q_ws, ws, state, rng)?;
             let dim = self.coordinates.len();
             for k in 0..self.settings.starts - 1 {
-                let i = ws.order[k];
+                let i = ws.chosen[k];
                 ws.start
                     .copy_from_slice(&ws.candidates[i * dim..(i + 1) * dim]);
                 self.run_start(q, q_ws, ws, state)?;
