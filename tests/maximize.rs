@@ -4,6 +4,8 @@
 //! random networks; the MLP critic's action gradient against finite differences; and
 //! typed errors for everything a caller can get wrong.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::ops::ControlFlow;
 
 use nalgebra::{DMatrix, DVector};
@@ -19,6 +21,56 @@ use policy_param::rng::{Rng, RunSeed};
 use policy_param::{Error, Result};
 use rand::Rng as _;
 use rayon::prelude::*;
+
+// ---------------------------------------------------------------------------------------
+// An allocator that counts allocations on threads that ask it to (for the MLP critic's
+// no-allocation check; other tests never switch it on).
+
+struct CountingAllocator;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn record() {
+    // `try_with`: the allocator may run while thread-locals are being torn down.
+    let _ = COUNTING.try_with(|counting| {
+        if counting.get() {
+            ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        record();
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        record();
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        record();
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// Allocations `f` makes on this thread.
+fn allocations_of(f: impl FnOnce()) -> u64 {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.with(|n| n.get())
+}
 
 // ---------------------------------------------------------------------------------------
 // Test-local q-functions with known maximizers.
@@ -865,4 +917,26 @@ fn mlp_q_rejects_networks_that_are_not_critics() {
     let mut q = random_mlp_q(2, Activation::Relu, 14);
     *q.network_mut() = Mlp::<f32>::new(&MlpConfig::new(&[4, 8, 1]), &mut rng).unwrap();
     assert_invalid(q.value(&mut q.workspace(), &[0.0, 0.0], &[0.0]), "network");
+}
+
+#[test]
+fn mlp_q_evaluations_allocate_nothing_once_the_workspace_is_sized() {
+    let q = random_mlp_q(2, Activation::Relu, 15);
+    let mut ws = q.workspace();
+    let (state, action) = ([0.3, -0.7], [0.5]);
+    let mut gradient = [0.0];
+    let rows = 16;
+    let actions: Vec<f64> = (0..rows).map(|i| i as f64 / 8.0 - 1.0).collect();
+    let states: Vec<f64> = (0..rows * 2).map(|i| i as f64 / 16.0 - 1.0).collect();
+    let mut values = vec![0.0; rows];
+    let mut evaluate = |ws: &mut _| {
+        q.value(ws, &state, &action).unwrap();
+        q.value_and_action_gradient(ws, &state, &action, &mut gradient)
+            .unwrap();
+        q.values_at_actions(ws, &state, &actions, &mut values)
+            .unwrap();
+        q.values_into(ws, &states, &actions, &mut values).unwrap();
+    };
+    evaluate(&mut ws); // sizes the workspace for 16 rows
+    assert_eq!(allocations_of(|| evaluate(&mut ws)), 0);
 }

@@ -14,15 +14,24 @@
 //! Sine and square (rather than tanh or a logistic) because they reach the bound at a
 //! finite `u` where da/du = 0 and d²a/du² ≠ 0: a maximizer on the bound becomes an
 //! ordinary stationary point with curvature, which L-BFGS converges to quickly, instead
-//! of a point at infinity. A few projected-gradient steps in the action space finish
-//! the search, so that an optimum on a face is reached even when L-BFGS stopped early.
+//! of a point at infinity. The search ends in the action space: components a rounding
+//! short of a bound they push against are clamped onto it, then projected-gradient
+//! steps a' = clamp(a + t∇ₐq) continue while they improve q.
 //!
 //! Nonconcave q (any network) has local maxima, so the search restarts from `starts`
-//! points: the box centre (or the caller's warm start), and the best `starts − 1` of
+//! points: the box centre (or the caller's warm start), then `starts − 1` of
 //! `candidates` uniform random points drawn from the call's `rng` stream, screened by q
-//! in one batched evaluation ([`QFunction::values_at_actions`]). Every point evaluated
-//! lies in the box, and the best of them is returned, so the reported value is q at the
-//! returned action exactly.
+//! in one batched evaluation ([`QFunction::values_at_actions`]) and chosen best first
+//! but apart from each other, so that the starts cover several basins. Every point
+//! evaluated lies in the box, and the best of them is returned, so the reported value
+//! is q at the returned action exactly, and it is a function of the stream alone
+//! (whatever thread runs it).
+//!
+//! The line search is Moré–Thuente with the constants of scipy's L-BFGS-B; tolerances
+//! are relative to |q|, and the defaults suit f32 networks (see [`LbfgsSettings`]). A
+//! ReLU network is piecewise linear in the action, so its maxima sit on kinks where no
+//! line search meets the curvature condition; a per-start evaluation budget bounds the
+//! work there.
 //!
 //! argmin allocates its iterates (`Array1<f64>`) and its L-BFGS history on every call;
 //! the q evaluations underneath, the expensive part, reuse the caller's workspaces.
@@ -67,7 +76,7 @@ pub enum FirstStart {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LbfgsSettings {
     /// Number of starting points, at least 1: the first start, then `starts − 1`
-    /// uniform random points of the box.
+    /// uniform random points of the box (chosen among `candidates`).
     pub starts: usize,
     /// L-BFGS iterations per start, at least 1.
     pub max_iters: u64,
@@ -87,17 +96,19 @@ pub struct LbfgsSettings {
     pub line_search: LineSearchKind,
     pub first_start: FirstStart,
     /// Uniform random actions screened (by q alone, in one batched evaluation) to choose
-    /// the other `starts − 1` starting points: the best of them. With fewer candidates
-    /// than `starts − 1`, the random starts are taken unscreened.
+    /// the other `starts − 1` starting points: best first, skipping those close to a
+    /// start already chosen. With no more candidates than `starts − 1`, the random
+    /// starts are taken unscreened. Screened candidates count as evaluations.
     pub candidates: usize,
-    /// q evaluations allowed to the projected-gradient finish (0: none).
+    /// q evaluations allowed to the finish in the action space, the clamp onto the
+    /// bounds and the projected-gradient steps (0: no finish).
     pub projected_steps: usize,
 }
 
 impl Default for LbfgsSettings {
-    /// 4 starts (the box centre and the best 3 of 32 random candidates), 50 iterations
-    /// and 200 q evaluations each, gradient tolerance 1e-6, cost tolerance 1e-7 (both relative), memory 10 (scipy's),
-    /// Moré–Thuente, 10 projected-gradient evaluations.
+    /// 4 starts (the box centre and 3 chosen among 32 random candidates), 50 iterations
+    /// and 200 q evaluations each, relative gradient tolerance 1e-6 and cost tolerance
+    /// 1e-7, memory 10 (scipy's), Moré–Thuente, at most 10 evaluations to finish.
     fn default() -> Self {
         LbfgsSettings {
             starts: 4,
@@ -243,7 +254,8 @@ impl Coordinate {
 }
 
 /// Multi-start L-BFGS (argmin) over a box of actions, through the change of variables of
-/// the module documentation, finished by projected-gradient steps.
+/// the module documentation, finished by a clamp onto the bounds and projected-gradient
+/// steps.
 #[derive(Clone, Debug)]
 pub struct ProjectedLbfgs {
     space: ActionSpace,
