@@ -12,7 +12,7 @@
 use nalgebra::DMatrix;
 use policy_param::algo::{
     sample_transitions, AdamFit, AdamFitSettings, FittedQIteration, FqiParams, LeastSquares,
-    NetworkQ, Transitions, UniformBox,
+    Transitions, UniformBox,
 };
 use policy_param::env::lqr::{Lqr, LqrParams, RiccatiSolution};
 use policy_param::env::{ActionSpace, Env};
