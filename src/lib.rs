@@ -9,6 +9,11 @@
 //! | ground truth: discrete Riccati solution, q*, v*, soft (entropy-regularized) LQR | [`env::lqr`] |
 //! | the function approximators q(s,a;θ), d(s;w): MLPs with input gradients, Adam, target copies | [`nn`] |
 //! | `maximize(q(s',·;θ))` of `fitted-q-iteration-explicit`: argmin (continuous), good_lp MILP (integer), grid, enumeration | [`maximize`] |
+//! | `nfqca`: NFQCA on a fixed batch of transitions | [`algo::nfqca`] |
+//! | `ddpg`: DDPG with replay, exploration noise and target networks | [`algo::ddpg`] |
+//! | d(s;w) and q(s,a;θ) of both, the actor's step through ∇ₐq | [`algo::deterministic_policy`] |
+//! | Ornstein–Uhlenbeck (Euler–Maruyama) and Gaussian exploration noise | [`noise`] |
+//! | transitions, the replay buffer 𝓡, minibatches | [`replay`] |
 //! | seeding: one seed per run, one stream per consumer | [`rng`] |
 //! | evaluation of a policy over seeded episodes, in parallel | [`eval`] |
 //!
@@ -16,11 +21,14 @@
 //! comes from a stream derived from the run's [`rng::RunSeed`], so results are
 //! bit-identical for a seed whatever the number of rayon threads.
 
+pub mod algo;
 pub mod env;
 pub mod error;
 pub mod eval;
 pub mod maximize;
 pub mod nn;
+pub mod noise;
+pub mod replay;
 pub mod rng;
 
 pub use error::{Error, Result};
