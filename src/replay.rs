@@ -101,6 +101,11 @@ impl Transitions {
         (i < self.len()).then(|| self.row(i))
     }
 
+    /// The rows in order.
+    pub fn iter(&self) -> impl Iterator<Item = Transition<'_>> + '_ {
+        (0..self.len()).map(|i| self.row(i))
+    }
+
     /// All observations, `len × obs_dim` row-major.
     pub fn observations(&self) -> &[f32] {
         &self.observations

@@ -43,7 +43,7 @@ fn uniform_transitions(env: &mut Lqr, n: usize, seed: u64) -> Transitions {
 }
 
 /// Least-squares slope of `policy(s)` over a grid of states in [−1, 1].
-pub fn fitted_gain(mut act: impl FnMut(f32) -> f64) -> f64 {
+fn fitted_gain(mut act: impl FnMut(f32) -> f64) -> f64 {
     let grid: Vec<f64> = (0..=40).map(|i| -1.0 + 0.05 * i as f64).collect();
     let actions: Vec<f64> = grid.iter().map(|&s| act(s as f32)).collect();
     let n = grid.len() as f64;

@@ -589,8 +589,7 @@ impl Ddpg {
 
     /// A snapshot of the current policy d(s; wₙ), without noise, to act and evaluate.
     pub fn policy(&self) -> DeterministicPolicy {
-        DeterministicPolicy::new(self.actor.clone(), self.map.clone())
-            .expect("the actor was built for this action map")
+        DeterministicPolicy::from_parts(&self.actor, &self.map)
     }
 
     pub fn actor(&self) -> &Mlp {

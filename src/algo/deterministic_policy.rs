@@ -62,12 +62,13 @@ impl ActionMap {
             ));
         };
         if output == PolicyOutput::TanhScaled {
-            if let Some(i) = (0..low.len()).find(|&i| !(low[i].is_finite() && high[i].is_finite()))
-            {
+            let degenerate =
+                |i: &usize| !(low[*i].is_finite() && high[*i].is_finite() && low[*i] < high[*i]);
+            if let Some(i) = (0..low.len()).find(degenerate) {
                 return Err(Error::invalid(
                     field,
                     format!(
-                        "tanh scaling needs a finite box, component {i} is [{}, {}]",
+                        "tanh scaling needs a finite, non-empty box, component {i} is [{}, {}]",
                         low[i], high[i]
                     ),
                 ));
@@ -247,6 +248,15 @@ impl DeterministicPolicy {
             ));
         }
         Ok(DeterministicPolicy { actor, map })
+    }
+
+    /// For the algorithms, whose actor is built for their map.
+    pub(crate) fn from_parts(actor: &Mlp, map: &ActionMap) -> Self {
+        debug_assert_eq!(actor.output_dim(), map.dim());
+        DeterministicPolicy {
+            actor: actor.clone(),
+            map: map.clone(),
+        }
     }
 
     pub fn actor(&self) -> &Mlp {

@@ -315,8 +315,7 @@ impl Nfqca {
 
     /// A snapshot of the current policy d(s; wₙ), to act and evaluate.
     pub fn policy(&self) -> DeterministicPolicy {
-        DeterministicPolicy::new(self.actor.clone(), self.map.clone())
-            .expect("the actor was built for this action map")
+        DeterministicPolicy::from_parts(&self.actor, &self.map)
     }
 
     pub fn actor(&self) -> &Mlp {
@@ -356,8 +355,7 @@ fn to_agent_actions(base: &Transitions, map: &ActionMap) -> Result<Transitions> 
     let mut converted = Transitions::with_capacity(base.obs_dim(), m, base.len())?;
     let (mut env_action, mut agent) = (vec![0.0; m], vec![0.0; m]);
     let mut agent_f32 = vec![0.0f32; m];
-    for i in 0..base.len() {
-        let t = base.get(i).expect("row within the table");
+    for t in base.iter() {
         for (e, &a) in env_action.iter_mut().zip(t.action) {
             *e = f64::from(a);
         }
