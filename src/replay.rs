@@ -470,8 +470,15 @@ impl ReplayBuffer {
         &self.storage
     }
 
+    /// Makes room for the indices of samples of up to `size` transitions, so that
+    /// [`ReplayBuffer::sample_into`] does not allocate.
+    pub fn reserve_sample(&mut self, size: usize) {
+        self.indices
+            .reserve(size.saturating_sub(self.indices.len()));
+    }
+
     /// Samples `size` transitions uniformly with replacement into `batch`. Allocates
-    /// only the first time `size` exceeds every earlier request.
+    /// only when `size` exceeds every earlier request and [`ReplayBuffer::reserve_sample`].
     pub fn sample_into(&mut self, rng: &mut Rng, size: usize, batch: &mut Minibatch) -> Result<()> {
         if self.is_empty() {
             return Err(Error::invalid(

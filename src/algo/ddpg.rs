@@ -36,10 +36,15 @@
 //! from it continues bit for bit (for environments whose randomness is only in reset,
 //! which here are reseeded from the run's own stream at every episode start).
 //!
+//! The pseudocode's loop has no episodes; here, when the environment terminates or
+//! truncates, it is reset (seeded from the run's own stream) and the noise process
+//! restarts at its mean, as in the DDPG paper.
+//!
 //! # Speed
-//! After construction a step allocates nothing (`tests/ddpg.rs` counts): the replay
-//! storage, the minibatch, the network workspaces and the gradient buffers are allocated
-//! once, and all batch arithmetic goes through the GEMM of [`crate::nn`].
+//! Once the first update has run (it sizes the per-thread GEMM scratch), a step allocates
+//! nothing (`tests/ddpg.rs` counts): the replay storage, the minibatch, the sample
+//! indices, the network workspaces and the gradient buffers are allocated at
+//! construction, and all batch arithmetic goes through the GEMM of [`crate::nn`].
 
 use std::path::Path;
 
@@ -385,6 +390,7 @@ impl Ddpg {
             critic,
         };
         ddpg.check_uniform_warmup()?;
+        ddpg.replay.reserve_sample(config.batch_size);
         ddpg.start_episode();
         Ok(ddpg)
     }
@@ -758,7 +764,7 @@ impl Ddpg {
             warmup: restore(&c.warmup_rng, "warmup_rng")?,
         };
         let scratch = Scratch::new(obs_dim, action_dim, config.batch_size, &c.actor, &c.critic);
-        let ddpg = Ddpg {
+        let mut ddpg = Ddpg {
             config,
             env,
             map,
@@ -780,6 +786,7 @@ impl Ddpg {
             scratch,
         };
         ddpg.check_uniform_warmup()?;
+        ddpg.replay.reserve_sample(ddpg.config.batch_size);
         Ok(ddpg)
     }
 
