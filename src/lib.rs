@@ -11,6 +11,11 @@
 //! | `maximize(q(s',·;θ))` of `fitted-q-iteration-explicit`: argmin (continuous), good_lp MILP (integer), grid, enumeration, exact concave quadratic | [`maximize`] |
 //! | Embedded Optimization · `fitted-q-iteration-explicit`: FQI with parallel targets, the `fit` step (least squares, minibatch Adam), base points | [`algo::fqi`], [`algo::fit`], [`algo::transitions`] |
 //! | q(s,a;θ): linear in θ (quadratic features: LQR's q* exactly; action-affine: MILP-ready) or an MLP on [s, a] | [`qfunction`] |
+//! | `nfqca`: NFQCA on a fixed batch of transitions | [`algo::nfqca`] |
+//! | `ddpg`: DDPG with replay, exploration noise and target networks | [`algo::ddpg`] |
+//! | d(s;w) and q(s,a;θ) of both, the actor's step through ∇ₐq | [`algo::deterministic_policy`] |
+//! | Ornstein–Uhlenbeck (Euler–Maruyama) and Gaussian exploration noise | [`noise`] |
+//! | transitions, the replay buffer 𝓡, minibatches | [`replay`] |
 //! | seeding: one seed per run, one stream per consumer | [`rng`] |
 //! | evaluation of a policy over seeded episodes, in parallel | [`eval`] |
 //!
@@ -24,7 +29,9 @@ pub mod error;
 pub mod eval;
 pub mod maximize;
 pub mod nn;
+pub mod noise;
 pub mod qfunction;
+pub mod replay;
 pub mod rng;
 
 pub use error::{Error, Result};

@@ -1,11 +1,16 @@
-//! The chapter's algorithms, one module per pseudocode, and what they share.
+//! The chapter's algorithms, one module per pseudocode label, and what they share.
 //!
 //! - [`fqi`]: `fitted-q-iteration-explicit` (section "Embedded Optimization").
 //! - [`fit`]: the `fit(𝒟)` step of the fitted-Q methods (least squares, minibatch Adam).
 //! - [`transitions`]: base points 𝓑 (s, a, r, s', terminated) and seeded ways to collect them.
+//! - [`nfqca`], [`ddpg`]: `nfqca` and `ddpg` (section "Deterministic Parametrized Policies"),
+//!   sharing [`deterministic_policy`].
 
+pub mod ddpg;
+pub mod deterministic_policy;
 pub mod fit;
 pub mod fqi;
+pub mod nfqca;
 pub mod transitions;
 
 pub use fit::{AdamFit, AdamFitSettings, Fit, LeastSquares, NetworkQ};

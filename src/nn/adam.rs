@@ -44,7 +44,8 @@ impl AdamConfig {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks every field; errors name it (`adam.lr`, `adam.beta1`, ...).
+    pub fn validate(&self) -> Result<()> {
         check_lr(self.lr)?;
         for (field, beta) in [("adam.beta1", self.beta1), ("adam.beta2", self.beta2)] {
             if !(0.0..1.0).contains(&beta) {
@@ -73,13 +74,53 @@ fn check_lr(lr: f64) -> Result<()> {
 }
 
 /// An Adam optimizer for one parameter vector: validated hyperparameters and the
-/// moment estimates.
-#[derive(Clone, Debug)]
+/// moment estimates. Serializable, so that a training checkpoint restores the moments
+/// and the step count (a resumed run then continues bit for bit); reading one checks it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "AdamRecord<T>", bound = "T: Scalar")]
 pub struct Adam<T: Scalar = f32> {
     config: AdamConfig,
     first_moment: Vec<T>,
     second_moment: Vec<T>,
     steps: u64,
+}
+
+/// The stored form of an [`Adam`], checked when read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, bound = "T: Scalar")]
+struct AdamRecord<T> {
+    config: AdamConfig,
+    first_moment: Vec<T>,
+    second_moment: Vec<T>,
+    steps: u64,
+}
+
+impl<T: Scalar> TryFrom<AdamRecord<T>> for Adam<T> {
+    type Error = Error;
+
+    fn try_from(record: AdamRecord<T>) -> Result<Self> {
+        record.config.validate()?;
+        let n = record.first_moment.len();
+        if record.second_moment.len() != n {
+            return Err(Error::invalid(
+                "adam.second_moment",
+                format!(
+                    "{} values, the first moment has {n}",
+                    record.second_moment.len()
+                ),
+            ));
+        }
+        let moments = record.first_moment.iter().chain(&record.second_moment);
+        if let Some(x) = moments.copied().find(|x| !x.is_finite()) {
+            return Err(Error::invalid("adam.moments", format!("{x} is not finite")));
+        }
+        Ok(Adam {
+            config: record.config,
+            first_moment: record.first_moment,
+            second_moment: record.second_moment,
+            steps: record.steps,
+        })
+    }
 }
 
 impl<T: Scalar> Adam<T> {
@@ -96,6 +137,11 @@ impl<T: Scalar> Adam<T> {
 
     pub fn config(&self) -> &AdamConfig {
         &self.config
+    }
+
+    /// Number of parameters this optimizer updates.
+    pub fn num_params(&self) -> usize {
+        self.first_moment.len()
     }
 
     /// Steps taken so far (t in the bias corrections).
