@@ -1,6 +1,6 @@
 //! One DDPG step — an environment step and one update (critic, actor, Polyak targets) —
-//! at the rl-baselines3-zoo Pendulum-v1 sizes: layers [400, 300], batch 256, on one
-//! thread. The buffer is first filled past `learning_starts` so every measured step
+//! at the rl-baselines3-zoo Pendulum-v1 sizes: layers [400, 300], batch 256, in rayon
+//! pools of 1 and 2 threads (the large products split their rows over the pool). The buffer is first filled past `learning_starts` so every measured step
 //! updates. Criterion reports the time per step; its inverse is the update-phase
 //! throughput to compare with Stable-Baselines3 (≈ 111 env steps/s on one thread here)
 //! and sbx (≈ 254).
@@ -26,9 +26,15 @@ fn ddpg_step(c: &mut Criterion) {
     let mut group = c.benchmark_group("ddpg_pendulum_zoo");
     group.throughput(Throughput::Elements(1));
     group.sample_size(30);
-    group.bench_function("step_with_update", |b| {
-        b.iter(|| ddpg.step().expect("step"))
-    });
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("thread pool");
+        group.bench_function(format!("step_with_update/threads={threads}"), |b| {
+            b.iter(|| pool.install(|| ddpg.step().expect("step")))
+        });
+    }
     group.finish();
 }
 

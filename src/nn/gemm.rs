@@ -14,12 +14,17 @@
 //! The `gemm` and `matrixmultiply` crates allocate their packing buffers on every call,
 //! which is why the allocation-free backend exists; measured on one core here, it is
 //! within about 4% of the `gemm` crate on 256³ products and training steps, and ahead
-//! of `matrixmultiply`. Every backend runs on the calling thread (the `gemm` crate with
-//! `Parallelism::None`): parallelism belongs to the callers (rayon over episodes or base
-//! points), and one thread per product keeps results bit-identical whatever the number
-//! of threads.
+//! of `matrixmultiply`.
+//!
+//! Threads: the `gemm` crate runs with `Parallelism::None` and `matrixmultiply` on one
+//! thread. The packed backend splits a large product's rows over the current rayon pool
+//! ([`PARALLEL_MIN_WORK`]): every element of `C` is still computed by the same sequence of
+//! multiply-adds over the depth, whichever thread owns its rows, so the result is
+//! bit-identical for any number of threads (`tests/gemm_threads.rs`). Small products
+//! stay on the calling thread, where callers parallelize over episodes or base points.
 
 use ndarray::{ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::scalar::Scalar;
@@ -141,10 +146,65 @@ pub fn matmul<T: Scalar>(
         c,
     };
     match backend {
-        Backend::Packed => T::packed_gemm(problem),
+        Backend::Packed => packed_split_rows(problem),
         Backend::GemmCrate => gemm_crate(problem),
         Backend::Ndarray => ndarray_gemm(problem, a.transposed, b.transposed),
     }
+}
+
+/// Products with at least this many multiply-adds (`m·n·k`) are split by rows over the
+/// rayon pool: about 0.1 ms of work on one core, far above the cost of a `rayon::join`.
+pub const PARALLEL_MIN_WORK: usize = 1 << 21;
+
+/// Fewest rows a part of a split product gets: the packed kernel reads a narrow B in
+/// place only when `m` is small, so parts stay well above that threshold and take the
+/// same code path (and rounding) as the whole product.
+const PARALLEL_MIN_ROWS: usize = 64;
+
+/// The packed GEMM, its rows split over the current rayon pool when the product is large.
+fn packed_split_rows<T: Scalar>(p: Problem<'_, T>) {
+    let Dims { m, n, k } = p.dims;
+    let parts = rayon::current_num_threads().min(m / PARALLEL_MIN_ROWS);
+    // n = 1, k = 1 and shallow products take special paths whose rounding could depend
+    // on m; they are cheap anyway.
+    if parts < 2 || m * n * k < PARALLEL_MIN_WORK || n < 2 || k < 16 {
+        return T::packed_gemm(p);
+    }
+    let rows = m.div_ceil(parts);
+    let Problem {
+        alpha,
+        a,
+        a_row,
+        a_col,
+        b,
+        b_row,
+        b_col,
+        beta,
+        c,
+        ..
+    } = p;
+    c.par_chunks_mut(rows * n)
+        .enumerate()
+        .for_each(|(part, c_rows)| {
+            let first = part * rows;
+            T::packed_gemm(Problem {
+                dims: Dims {
+                    m: c_rows.len() / n,
+                    n,
+                    k,
+                },
+                alpha,
+                // Row i of the part is row first + i of op(A), at offset (first + i)·a_row.
+                a: &a[first * a_row..],
+                a_row,
+                a_col,
+                b,
+                b_row,
+                b_col,
+                beta,
+                c: c_rows,
+            })
+        });
 }
 
 fn gemm_crate<T: Scalar>(p: Problem<'_, T>) {
