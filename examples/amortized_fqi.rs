@@ -18,7 +18,8 @@
 //! Keys (defaults in brackets): task [both] (lqr, pendulum, both),
 //! budgets [1,0.5,0.1,0.02,0], windows [0,3,inf], seed [0];
 //! LQR: lqr_points [400], lqr_iterations [200], lqr_tolerance [1e-12];
-//! Pendulum: points [10000], iterations [40], width [64], epochs [4], policy_epochs [4],
+//! Pendulum: points [10000], iterations [40], width [64], epochs [4], policy_fit [epochs:4]
+//! (or steps:S, minibatch steps per iteration),
 //! grid [21], pendulum_budgets [1,0.1,0.02,0], pendulum_windows [3,inf].
 
 use std::time::Instant;
@@ -27,7 +28,7 @@ use nalgebra::DMatrix;
 use policy_param::algo::decision_rule::mlp_policy_map;
 use policy_param::algo::deterministic_policy::PolicyOutput;
 use policy_param::algo::{
-    sample_transitions, AdamFit, AdamFitSettings, AmortizedFqi, AmortizedFqiParams,
+    sample_transitions, AdamFit, AdamFitSettings, AmortizedFqi, AmortizedFqiParams, FitLength,
     FittedQIteration, FqiParams, LeastSquares, LinearPolicy, LinearPolicySettings, MlpPolicy,
     MlpPolicySettings, SolveBudget, Transitions, UniformBox,
 };
@@ -54,7 +55,7 @@ struct Settings {
     iterations: usize,
     width: usize,
     epochs: usize,
-    policy_epochs: usize,
+    policy_length: FitLength,
     grid: usize,
     pendulum_budgets: Vec<f64>,
     pendulum_windows: Vec<Option<usize>>,
@@ -85,7 +86,7 @@ fn parse() -> Result<Settings> {
         iterations: 40,
         width: 64,
         epochs: 4,
-        policy_epochs: 4,
+        policy_length: FitLength::Epochs(4),
         grid: 21,
         pendulum_budgets: vec![1.0, 0.1, 0.02, 0.0],
         pendulum_windows: vec![Some(3), None],
@@ -108,7 +109,13 @@ fn parse() -> Result<Settings> {
             "iterations" => s.iterations = value.parse().map_err(|_| bad())?,
             "width" => s.width = value.parse().map_err(|_| bad())?,
             "epochs" => s.epochs = value.parse().map_err(|_| bad())?,
-            "policy_epochs" => s.policy_epochs = value.parse().map_err(|_| bad())?,
+            "policy_fit" => {
+                s.policy_length = match value.split_once(':') {
+                    Some(("epochs", e)) => FitLength::Epochs(e.parse().map_err(|_| bad())?),
+                    Some(("steps", k)) => FitLength::Steps(k.parse().map_err(|_| bad())?),
+                    _ => return Err(bad()),
+                }
+            }
             "grid" => s.grid = value.parse().map_err(|_| bad())?,
             "pendulum_budgets" => s.pendulum_budgets = f64s(value)?,
             "pendulum_windows" => s.pendulum_windows = list(value, window).ok_or_else(bad)?,
@@ -392,7 +399,7 @@ fn pendulum(s: &Settings) -> Result<()> {
                 actor,
                 mlp_policy_map(PolicyOutput::TanhScaled, &space)?,
                 MlpPolicySettings {
-                    epochs: s.policy_epochs,
+                    length: s.policy_length,
                     batch_size: 256,
                     adam: AdamConfig::with_lr(1e-3),
                 },

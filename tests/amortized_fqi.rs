@@ -17,7 +17,7 @@ use policy_param::algo::decision_rule::mlp_policy_map;
 use policy_param::algo::deterministic_policy::PolicyOutput;
 use policy_param::algo::{
     sample_transitions, AdamFit, AdamFitSettings, AmortizedFqi, AmortizedFqiParams,
-    AmortizedIterationReport, FittedQIteration, FqiParams, LeastSquares, LinearPolicy,
+    AmortizedIterationReport, FitLength, FittedQIteration, FqiParams, LeastSquares, LinearPolicy,
     LinearPolicySettings, MlpPolicy, MlpPolicySettings, SolveBudget, Transitions, UniformBox,
 };
 use policy_param::env::lqr::{Lqr, LqrParams, RiccatiSolution};
@@ -409,30 +409,57 @@ fn lqr_run(
 
 #[test]
 fn a_tenth_of_the_solves_recovers_the_riccati_gain() {
-    // Budget 0.1 (40 of 400 base points solved per iteration), K = ∞, 150 iterations.
+    // Budget 0.1 (40 of 400 base points solved per iteration), 150 iterations, K = 3 and
+    // K = ∞. Measured (seeds 0–2): the greedy gain of q within 2e-3 of Riccati's for both
+    // windows; the rule's own gain within 3e-7 with K = 3, but only within 1–4% with K = ∞,
+    // whose 𝒟_d keeps the solver's answers to every earlier, worse q (δ_d stays ~1e-2, so
+    // the stopping rule never fires).
     for seed in 0..3 {
         for (name, params, bound) in [
             ("scalar", LqrParams::scalar(), 2.0),
             ("double integrator", LqrParams::double_integrator(), 1.0),
         ] {
-            let (greedy, rule, summary) =
-                lqr_run(params, bound, SolveBudget::Fraction(0.1), None, 150, seed);
-            eprintln!(
-                "{name}, seed {seed}, budget 0.1, K = ∞: gain error greedy {greedy:.2e}, rule \
-                 {rule:.2e}; {} iterations, {} solver calls, δ_q {:.2e}, δ_d {:.2e}",
-                summary.iterations,
-                summary.solver_calls,
-                summary.final_delta_q,
-                summary.final_delta_d
+            let mut rule_errors = Vec::new();
+            for window in [Some(3), None] {
+                let (greedy, rule, summary) = lqr_run(
+                    params.clone(),
+                    bound,
+                    SolveBudget::Fraction(0.1),
+                    window,
+                    150,
+                    seed,
+                );
+                eprintln!(
+                    "{name}, seed {seed}, budget 0.1, K = {window:?}: gain error greedy \
+                     {greedy:.2e}, rule {rule:.2e}; {} iterations, {} solver calls, δ_q {:.2e}, \
+                     δ_d {:.2e}",
+                    summary.iterations,
+                    summary.solver_calls,
+                    summary.final_delta_q,
+                    summary.final_delta_d
+                );
+                assert_eq!(summary.solver_calls, 40 * summary.iterations);
+                assert!(
+                    greedy < 1e-2,
+                    "{name}, seed {seed}, K = {window:?}: greedy {greedy}"
+                );
+                rule_errors.push(rule);
+            }
+            assert!(
+                rule_errors[0] < 1e-6,
+                "{name}, seed {seed}: rule with K = 3 {rule_errors:?}"
             );
-            assert_eq!(summary.solver_calls, 40 * summary.iterations);
-            assert!(greedy < TOLERANCE, "{name}, seed {seed}: greedy {greedy}");
-            assert!(rule < TOLERANCE, "{name}, seed {seed}: rule {rule}");
+            assert!(
+                rule_errors[1] < 0.1,
+                "{name}, seed {seed}: rule with K = ∞ {rule_errors:?}"
+            );
+            assert!(
+                rule_errors[0] < rule_errors[1],
+                "stale answers cost the rule accuracy: {rule_errors:?}"
+            );
         }
     }
 }
-
-const TOLERANCE: f64 = 0.05;
 
 /// Run `f` on a rayon pool of `threads` threads.
 fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
@@ -496,7 +523,7 @@ fn mlp_run(seed: u64) -> RunBits {
             actor,
             map,
             MlpPolicySettings {
-                epochs: 3,
+                length: FitLength::Epochs(3),
                 batch_size: 32,
                 adam: AdamConfig::with_lr(3e-3),
             },

@@ -312,12 +312,24 @@ impl DecisionRule for LinearPolicy {
     }
 }
 
+/// How long one `w ← fit(𝒟_d)` of [`MlpPolicy`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FitLength {
+    /// Full passes over 𝒟_d: the work grows with |𝒟_d| (with the budget and the window K).
+    Epochs(usize),
+    /// Exactly this many minibatch steps, through successive shuffled passes (the last
+    /// one cut short): the same work per iteration whatever |𝒟_d|, so budgets and
+    /// windows can be compared at equal fitting effort.
+    Steps(usize),
+}
+
 /// The settings of [`MlpPolicy`]'s fit.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MlpPolicySettings {
-    /// Passes over 𝒟_d per iteration (≥ 1). Default 10.
-    pub epochs: usize,
+    /// Epochs or minibatch steps per iteration (≥ 1). Default `Epochs(10)`.
+    pub length: FitLength,
     /// Minibatch size (≥ 1; a smaller 𝒟_d is one batch). Default 128.
     pub batch_size: usize,
     /// Adam's hyperparameters. Default learning rate 1e-3.
@@ -327,7 +339,7 @@ pub struct MlpPolicySettings {
 impl Default for MlpPolicySettings {
     fn default() -> Self {
         MlpPolicySettings {
-            epochs: 10,
+            length: FitLength::Epochs(10),
             batch_size: 128,
             adam: AdamConfig::with_lr(1e-3),
         }
@@ -391,8 +403,20 @@ impl MlpPolicy {
                 ),
             ));
         }
-        if settings.epochs == 0 {
-            return Err(Error::invalid("mlp_policy.epochs", "must be at least 1"));
+        match settings.length {
+            FitLength::Epochs(0) => {
+                return Err(Error::invalid(
+                    "mlp_policy.length",
+                    "0 epochs: must be at least 1",
+                ))
+            }
+            FitLength::Steps(0) => {
+                return Err(Error::invalid(
+                    "mlp_policy.length",
+                    "0 steps: must be at least 1",
+                ))
+            }
+            _ => {}
         }
         if settings.batch_size == 0 {
             return Err(Error::invalid(
@@ -486,9 +510,10 @@ impl DecisionRule for MlpPolicy {
         Ok(())
     }
 
-    /// Minibatch Adam for `epochs` passes in an order drawn from `rng`; returns the mean
-    /// of the last epoch's minibatch losses (mean squared error per action component,
-    /// in agent coordinates). A non-finite loss is an [`Error::Numerical`].
+    /// Minibatch Adam for the settings' [`FitLength`], each pass in an order drawn from
+    /// `rng`; returns the mean of the last pass's minibatch losses (mean squared error
+    /// per action component, in agent coordinates). A non-finite loss is an
+    /// [`Error::Numerical`].
     fn fit(&mut self, states: &[f64], actions: &[f64], rng: &mut Rng) -> Result<f64> {
         let (n, m) = (self.actor.input_dim(), self.map.dim());
         let rows = check_batch("mlp_policy", states, actions, n, m)?;
@@ -508,11 +533,15 @@ impl DecisionRule for MlpPolicy {
         self.batch_grad.resize(batch * m, 0.0);
         self.order.clear();
         self.order.extend(0..rows);
-        let mut last_epoch = 0.0;
-        for _ in 0..self.settings.epochs {
+        let mut steps_left = match self.settings.length {
+            FitLength::Epochs(epochs) => epochs * rows.div_ceil(batch),
+            FitLength::Steps(steps) => steps,
+        };
+        let mut last_pass = 0.0;
+        while steps_left > 0 {
             self.order.shuffle(rng);
             let (mut sum, mut batches) = (0.0, 0usize);
-            for chunk in self.order.chunks(batch) {
+            for chunk in self.order.chunks(batch).take(steps_left) {
                 let b = chunk.len();
                 for (r, &i) in chunk.iter().enumerate() {
                     self.batch_inputs[r * n..(r + 1) * n]
@@ -545,9 +574,10 @@ impl DecisionRule for MlpPolicy {
                 sum += loss;
                 batches += 1;
             }
-            last_epoch = sum / batches as f64;
+            steps_left -= batches;
+            last_pass = sum / batches as f64;
         }
-        Ok(last_epoch)
+        Ok(last_pass)
     }
 }
 
@@ -607,7 +637,7 @@ mod tests {
             actor,
             map,
             MlpPolicySettings {
-                epochs: 200,
+                length: FitLength::Epochs(200),
                 batch_size: 32,
                 adam: AdamConfig::with_lr(1e-2),
             },
@@ -636,10 +666,9 @@ mod tests {
             }
         };
         let ok = MlpPolicySettings::default();
-        assert_eq!(
-            bad(MlpPolicySettings { epochs: 0, ..ok }),
-            "mlp_policy.epochs"
-        );
+        for length in [FitLength::Epochs(0), FitLength::Steps(0)] {
+            assert_eq!(bad(MlpPolicySettings { length, ..ok }), "mlp_policy.length");
+        }
         assert_eq!(
             bad(MlpPolicySettings {
                 adam: AdamConfig::with_lr(0.0),
@@ -650,5 +679,35 @@ mod tests {
         // An identity-output actor does not fit a tanh map.
         let linear = Mlp::new(&MlpConfig::new(&[1, 8, 1]), &mut RunSeed(1).stream("i")).unwrap();
         assert!(MlpPolicy::new(linear, rule.action_map().clone(), ok).is_err());
+    }
+
+    #[test]
+    fn fit_lengths_count_minibatch_steps() {
+        let space = unit_box(1);
+        let config = MlpConfig::new(&[1, 8, 1]).output(PolicyOutput::TanhScaled.activation());
+        let states: Vec<f64> = (0..50).map(|i| i as f64 / 50.0).collect();
+        let actions: Vec<f64> = states.iter().map(|s| 0.5 * s).collect();
+        // 50 pairs in batches of 16: 4 minibatches per pass.
+        for (length, steps) in [
+            (FitLength::Epochs(2), 8),
+            (FitLength::Steps(7), 7),
+            (FitLength::Steps(1), 1),
+        ] {
+            let actor = Mlp::new(&config, &mut RunSeed(1).stream("init")).unwrap();
+            let mut rule = MlpPolicy::new(
+                actor,
+                mlp_policy_map(PolicyOutput::TanhScaled, &space).unwrap(),
+                MlpPolicySettings {
+                    length,
+                    batch_size: 16,
+                    adam: AdamConfig::with_lr(1e-3),
+                },
+            )
+            .unwrap();
+            let mut rng = RunSeed(0).stream("fit");
+            rule.fit(&states, &actions, &mut rng).unwrap();
+            rule.fit(&states, &actions, &mut rng).unwrap();
+            assert_eq!(rule.adam.steps(), 2 * steps, "{length:?}");
+        }
     }
 }

@@ -22,7 +22,7 @@ pub use amortized_fqi::{
     AmortizedRunSummary, PolicyDataset, SolveBudget,
 };
 pub use decision_rule::{
-    DecisionRule, LinearPolicy, LinearPolicySettings, MlpPolicy, MlpPolicySettings,
+    DecisionRule, FitLength, LinearPolicy, LinearPolicySettings, MlpPolicy, MlpPolicySettings,
     MlpPolicyWorkspace,
 };
 pub use fit::{AdamFit, AdamFitSettings, Fit, LeastSquares, NetworkQ};
