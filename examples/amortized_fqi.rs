@@ -7,7 +7,8 @@
 //!   gains (greedy policy of q, and the rule −W) against Riccati's.
 //! - **Pendulum-v1**: q-network on `[cos θ, sin θ, θ̇, a]` (Adam), `maximize` by a grid of
 //!   torques, decision rule an MLP with tanh output scaled to ±2 (Adam regression on 𝒟_d).
-//!   Reported: mean return over 20 episodes of the greedy policy of q and of the rule.
+//!   Reported: mean return over 20 episodes of the greedy policy of q ('return q', which
+//!   still calls the solver at every decision) and of the rule ('return d', solver-free).
 //!
 //! For every budget and window K: iterations, solver calls, time inside `maximize` and
 //! wall time, and the savings against FQI-explicit run on the same base points and seed.
@@ -18,8 +19,8 @@
 //! Keys (defaults in brackets): task [both] (lqr, pendulum, both),
 //! budgets [1,0.5,0.1,0.02,0], windows [0,3,inf], seed [0];
 //! LQR: lqr_points [400], lqr_iterations [200], lqr_tolerance [1e-12];
-//! Pendulum: points [10000], iterations [40], width [64], epochs [4], policy_fit [epochs:4]
-//! (or steps:S, minibatch steps per iteration),
+//! Pendulum: points [10000], iterations [40], width [64], epochs [4], policy_fit [steps:200]
+//! (minibatch steps per iteration, or epochs:E passes over 𝒟_d),
 //! grid [21], pendulum_budgets [1,0.1,0.02,0], pendulum_windows [3,inf].
 
 use std::time::Instant;
@@ -86,7 +87,7 @@ fn parse() -> Result<Settings> {
         iterations: 40,
         width: 64,
         epochs: 4,
-        policy_length: FitLength::Epochs(4),
+        policy_length: FitLength::Steps(200),
         grid: 21,
         pendulum_budgets: vec![1.0, 0.1, 0.02, 0.0],
         pendulum_windows: vec![Some(3), None],
