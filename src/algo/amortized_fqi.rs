@@ -53,8 +53,9 @@
 //!   at n = 0), as in FQI-explicit: a maximizer with
 //!   [`FirstStart::GivenAction`](crate::maximize::FirstStart::GivenAction) starts there.
 //! - **Parallel targets.** Step 3.3 runs over fixed chunks of [`TARGET_CHUNK`] base
-//!   points with rayon; each chunk evaluates d(s'; wₙ) in one batched call for its
-//!   points outside 𝓑_opt, then solves or evaluates point by point. Nothing depends on
+//!   points with rayon; a chunk with any point outside 𝓑_opt evaluates d(s'; wₙ) for
+//!   all its states in one batched call, then each point is solved (𝓑_opt) or takes the
+//!   rule's action. The fits (steps 3.5–3.6) run on one thread. Nothing depends on
 //!   how chunks are spread over threads, so results are bit-identical whatever the
 //!   thread count.
 //! - **Terminal states.** `y = r + γ(1 − terminated)·q(s', a*)`: a terminal s' needs no
