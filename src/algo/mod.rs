@@ -1,18 +1,30 @@
 //! The chapter's algorithms, one module per pseudocode label, and what they share.
 //!
 //! - [`fqi`]: `fitted-q-iteration-explicit` (section "Embedded Optimization").
+//! - [`amortized_fqi`]: `fitted-q-iteration-amortized` (section "Amortized Optimization
+//!   Approach"), with its decision rules d(s; w) in [`decision_rule`].
 //! - [`fit`]: the `fit(𝒟)` step of the fitted-Q methods (least squares, minibatch Adam).
 //! - [`transitions`]: base points 𝓑 (s, a, r, s', terminated) and seeded ways to collect them.
 //! - [`nfqca`], [`ddpg`]: `nfqca` and `ddpg` (section "Deterministic Parametrized Policies"),
 //!   sharing [`deterministic_policy`].
 
+pub mod amortized_fqi;
 pub mod ddpg;
+pub mod decision_rule;
 pub mod deterministic_policy;
 pub mod fit;
 pub mod fqi;
 pub mod nfqca;
 pub mod transitions;
 
+pub use amortized_fqi::{
+    AmortizedFqi, AmortizedFqiConfig, AmortizedFqiParams, AmortizedIterationReport,
+    AmortizedRunSummary, PolicyDataset, SolveBudget,
+};
+pub use decision_rule::{
+    DecisionRule, FitLength, LinearPolicy, LinearPolicySettings, MlpPolicy, MlpPolicySettings,
+    MlpPolicyWorkspace,
+};
 pub use fit::{AdamFit, AdamFitSettings, Fit, LeastSquares, NetworkQ};
 pub use fqi::{
     FittedQIteration, FqiConfig, FqiParams, GreedyPolicy, GreedyWorkspace, IterationReport,
