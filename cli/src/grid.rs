@@ -21,10 +21,10 @@ pub enum GridCommand {
         /// Threads running cells (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
-        /// Give each cell a thread pool of its own of this size (default: cells share
-        /// the grid's pool). Results do not depend on it; timings do.
-        #[arg(long)]
-        cell_threads: Option<usize>,
+        /// Threads of each cell's own pool; 0: cells share the grid's pool. Results do
+        /// not depend on it; timings do.
+        #[arg(long, default_value_t = 1)]
+        cell_threads: usize,
         /// Output directory.
         #[arg(long, default_value = "results")]
         out: PathBuf,
@@ -79,7 +79,7 @@ pub fn run(command: GridCommand) -> anyhow::Result<Verdict> {
                 out,
                 fresh,
                 threads,
-                cell_threads,
+                cell_threads: (cell_threads > 0).then_some(cell_threads),
                 progress: !no_progress,
             };
             let mut verdict = Verdict::Pass;

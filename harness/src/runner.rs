@@ -6,9 +6,10 @@
 //! not recorded, so that the next run retries it; the other cells still run.
 //!
 //! Results do not depend on the number of threads: the library derives every random
-//! stream from the seed, whatever rayon's schedule. `cell_threads` gives each cell a pool
-//! of its own (otherwise cells share the grid's pool), which keeps timing metrics
-//! comparable between runs with different `threads`.
+//! stream from the seed, whatever rayon's schedule. By default each cell runs in a rayon
+//! pool of its own with one thread (`cell_threads`), so that cells run side by side and
+//! a cell's timings measure that cell alone: in a shared pool, a thread waiting inside
+//! one cell's parallel loop may steal and run another cell, whose time then counts twice.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -33,7 +34,8 @@ pub struct RunOptions {
     pub fresh: bool,
     /// Threads of the grid's pool; `None`: one per core.
     pub threads: Option<usize>,
-    /// A pool of this many threads per cell; `None`: cells share the grid's pool.
+    /// A pool of this many threads per cell (default 1); `None`: cells share the grid's
+    /// pool.
     pub cell_threads: Option<usize>,
     /// Draw progress bars (when stderr is a terminal).
     pub progress: bool,
@@ -45,7 +47,7 @@ impl RunOptions {
             out: out.into(),
             fresh: false,
             threads: None,
-            cell_threads: None,
+            cell_threads: Some(1),
             progress: true,
         }
     }

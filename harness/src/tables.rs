@@ -88,10 +88,11 @@ pub struct SummaryRow {
 /// Summaries over seeds, in order of first appearance of setting and metric, steps
 /// ascending.
 pub fn summarize(shards: &[Shard]) -> Vec<SummaryRow> {
-    // setting hash → (first shard, diverged count, metric → step → values)
-    type Values = BTreeMap<u64, Vec<f64>>;
+    /// Per metric (in order of first appearance): step → values over seeds.
+    type Metrics = Vec<(String, BTreeMap<u64, Vec<f64>>)>;
+    // setting hash → (first shard, diverged count, metrics)
     let mut order: Vec<String> = Vec::new();
-    let mut settings: HashMap<String, (&Shard, usize, Vec<(String, Values)>)> = HashMap::new();
+    let mut settings: HashMap<String, (&Shard, usize, Metrics)> = HashMap::new();
     for s in shards {
         let entry = settings.entry(s.setting_hash.clone()).or_insert_with(|| {
             order.push(s.setting_hash.clone());
@@ -412,4 +413,35 @@ fn write_csv(path: &Path, frame: &mut DataFrame) -> Result<()> {
     CsvWriter::new(&mut file).finish(frame)?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t_quantiles_match_the_table_and_approach_the_normal() {
+        assert!((t_975(1) - 12.706_204).abs() < 1e-6);
+        assert!((t_975(4) - 2.776_445).abs() < 1e-6);
+        // The expansion beyond the table continues it smoothly and decreases to 1.96.
+        assert!((t_975(31) - 2.039_513).abs() < 1e-4, "{}", t_975(31));
+        assert!((t_975(60) - 2.000_298).abs() < 1e-4, "{}", t_975(60));
+        assert!((t_975(120) - 1.979_930).abs() < 1e-4, "{}", t_975(120));
+        for df in 1..200 {
+            assert!(t_975(df + 1) < t_975(df), "df {df}");
+        }
+        assert!((t_975(1_000_000) - 1.959_964).abs() < 1e-5);
+        assert!(t_975(0).is_nan());
+    }
+
+    #[test]
+    fn mean_std_and_interval_of_a_small_sample() {
+        let (n, mean, std, ci) = mean_std_ci(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!((n, mean), (4, 2.5));
+        assert!((std - (5.0f64 / 3.0).sqrt()).abs() < 1e-15);
+        assert!((ci - 3.182_446 * std / 2.0).abs() < 1e-6);
+        let (n, mean, std, ci) = mean_std_ci(&[7.0]);
+        assert_eq!((n, mean), (1, 7.0));
+        assert!(std.is_nan() && ci.is_nan());
+    }
 }

@@ -42,9 +42,17 @@ fn one_and_two_threads_give_identical_results_and_a_changed_metric_is_named() {
     let grid = Grid::load(&dir.grid("tiny.toml", common::TINY)).unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let report_a = run_grid(&grid, &options(&a, 1)).unwrap();
-    let report_b = run_grid(&grid, &options(&b, 2)).unwrap();
+    // Cells share a pool of two threads: the library's parallel loops inside each cell
+    // run on both, interleaved with other cells.
+    let shared = RunOptions {
+        cell_threads: None,
+        ..options(&b, 2)
+    };
+    let report_b = run_grid(&grid, &shared).unwrap();
     assert_eq!(report_a.threads, 1);
     assert_eq!(report_b.threads, 2);
+    let threads_of = |dir: &Path| shard::finished(dir, &grid, &grid.cells[9]).unwrap().threads;
+    assert_eq!((threads_of(&a), threads_of(&b)), (1, 2));
     for report in [&report_a, &report_b] {
         assert_eq!(
             report.ran().len(),
@@ -189,14 +197,14 @@ fn a_diverged_cell_is_recorded_and_the_others_finish() {
     let rows: Vec<csv::StringRecord> = summary.records().map(|r| r.unwrap()).collect();
     let diverged: Vec<&csv::StringRecord> = rows
         .iter()
-        .filter(|r| r[col("setting")] == *"lr=1e30")
+        .filter(|r| r[col("setting")] == *"lr=1e+30")
         .collect();
     assert_eq!(diverged.len(), 1, "{diverged:?}");
     assert_eq!(&diverged[0][col("metric")], "cell_wall_seconds");
     assert_eq!(&diverged[0][col("diverged")], "1");
     assert!(rows
         .iter()
-        .filter(|r| r[col("setting")] != *"lr=1e30")
+        .filter(|r| r[col("setting")] != *"lr=1e+30")
         .all(|r| r[col("diverged")] == *"0" && r[col("n")] == *"1"));
 }
 
@@ -219,7 +227,6 @@ fn tables_and_figures_summarize_the_seeds() {
         "setting",
         "maximizer",
         "state_bound",
-        "lr",
         "sites",
         "seed",
         "metric",
