@@ -1,5 +1,6 @@
-//! Runs a grid's cells: in parallel with rayon, skipping cells whose shard is already
-//! there with the same config hash (unless `fresh`), one atomic shard per finished cell.
+//! Runs a grid's cells: `threads` at a time, each cell in a rayon pool, skipping cells
+//! whose shard is already there with the same config hash (unless `fresh`), one atomic
+//! shard per finished cell.
 //!
 //! A cell that diverges is recorded as diverged and the grid goes on. A cell that fails
 //! otherwise (a bug, a bad setup the config check did not catch, a panic) is reported and
@@ -9,14 +10,15 @@
 //! stream from the seed, whatever rayon's schedule. By default each cell runs in a rayon
 //! pool of its own with one thread (`cell_threads`), so that cells run side by side and
 //! a cell's timings measure that cell alone: in a shared pool, a thread waiting inside
-//! one cell's parallel loop may steal and run another cell, whose time then counts twice.
+//! one cell's parallel loop may steal and run another cell, whose time then counts too.
+//! For the same reason the cells are handed out by plain threads, not by a rayon loop (a
+//! rayon worker waiting for a job in another pool runs jobs of its own pool meanwhile).
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-use rayon::prelude::*;
 
 use crate::config::{Cell, Grid};
 use crate::error::{CellError, Error, Result};
@@ -116,8 +118,16 @@ pub fn run_grid(grid: &Grid, options: &RunOptions) -> Result<RunReport> {
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     remove_stale_temporaries(&dir);
     let commit = git_commit();
-    let pool = pool(options.threads)?;
-    let threads = pool.current_num_threads();
+    let threads = match options.threads {
+        Some(0) => return Err(Error::Usage("--threads must be at least 1".into())),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    // Shared mode: every cell runs in one pool of `threads` threads.
+    let shared = match options.cell_threads {
+        None => Some(pool(Some(threads))?),
+        Some(_) => None,
+    };
 
     let mut outcomes: Vec<(usize, Outcome)> = Vec::new();
     let mut todo: Vec<&Cell> = Vec::new();
@@ -136,11 +146,24 @@ pub fn run_grid(grid: &Grid, options: &RunOptions) -> Result<RunReport> {
         todo.len(),
         outcomes.len()
     ));
+    // `threads` plain threads take cells from a shared counter; each runs its cell in a
+    // rayon pool of its own (or the shared one). Not a rayon loop: a rayon worker that
+    // waits for a job in another pool steals work of its own pool meanwhile, so a cell's
+    // wall time would include other cells.
     let done = Mutex::new(Vec::new());
-    pool.install(|| {
-        todo.par_iter().for_each(|cell| {
+    let next = AtomicUsize::new(0);
+    let worker = || -> Result<()> {
+        let own = match options.cell_threads {
+            Some(n) => Some(pool(Some(n))?),
+            None => None,
+        };
+        let cell_pool = own
+            .as_ref()
+            .or(shared.as_ref())
+            .expect("one of the two pools");
+        while let Some(cell) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
             let bar = progress.start_cell(&cell.label());
-            let outcome = match execute(grid, cell, options, &commit, bar.clone()) {
+            let outcome = match execute(grid, cell, cell_pool, &options.out, &commit, bar.clone()) {
                 Ok(shard) => Outcome::Ran(shard.status),
                 Err(e) => Outcome::Failed(e.to_string()),
             };
@@ -156,8 +179,22 @@ pub fn run_grid(grid: &Grid, options: &RunOptions) -> Result<RunReport> {
             done.lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push((cell.index, outcome));
-        })
+        }
+        Ok(())
+    };
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.min(todo.len().max(1)))
+            .map(|_| scope.spawn(worker))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Usage("a runner thread panicked".into())))
+            })
+            .collect()
     });
+    results.into_iter().collect::<Result<Vec<()>>>()?;
     progress.finish();
     outcomes.extend(done.into_inner().unwrap_or_else(|p| p.into_inner()));
     outcomes.sort_by_key(|(i, _)| *i);
@@ -184,17 +221,17 @@ pub fn run_cell(grid: &Grid, index: usize, options: &RunOptions) -> Result<Outco
     }
     let pool = pool(options.threads)?;
     let commit = git_commit();
-    match pool.install(|| execute(grid, cell, options, &commit, None)) {
-        Ok(shard) => Ok(Outcome::Ran(shard.status)),
-        Err(e) => Err(e),
-    }
+    let shard = execute(grid, cell, &pool, &options.out, &commit, None)?;
+    Ok(Outcome::Ran(shard.status))
 }
 
 /// Run one cell and write its shard.
+/// Run one cell in `pool` and write its shard under `out`.
 fn execute(
     grid: &Grid,
     cell: &Cell,
-    options: &RunOptions,
+    pool: &rayon::ThreadPool,
+    out: &Path,
     commit: &str,
     bar: Option<indicatif::ProgressBar>,
 ) -> Result<Shard> {
@@ -207,10 +244,7 @@ fn execute(
         }));
         (result, ctx, rayon::current_num_threads())
     };
-    let (result, ctx, threads) = match options.cell_threads {
-        Some(n) => pool(Some(n))?.install(run),
-        None => run(),
-    };
+    let (result, ctx, threads) = pool.install(run);
     let wall_seconds = start.elapsed().as_secs_f64();
     let status = match result {
         Ok(Ok(())) => match first_non_finite(&ctx) {
@@ -261,7 +295,7 @@ fn execute(
         status,
         metrics: ctx.into_metrics(),
     };
-    shard::write(&shard::shard_path(&options.out, grid, cell), &shard)?;
+    shard::write(&shard::shard_path(out, grid, cell), &shard)?;
     Ok(shard)
 }
 
