@@ -6,7 +6,8 @@
 //!   keys, a heatmap of the mean at each setting's last step.
 //! - A metric recorded once per cell: against the swept key with 95% error bars when one
 //!   key is swept; when two are, a heatmap, and lines against the numeric key (one per
-//!   value of the other); a bar per setting otherwise.
+//!   value of the other); a bar per setting otherwise. Timing metrics measured once per
+//!   cell (`…_seconds`) also share one figure against a single numeric swept key.
 //!
 //! The page loads plotly.js from its CDN, as `Plot::to_html` does; the plots have fixed
 //! ids, so the same summary gives the same file.
@@ -111,6 +112,29 @@ pub fn write_figures(grid: &Grid, summary: &[SummaryRow], out: &Path) -> Result<
                 }
             }
             for plot in plots {
+                let id = format!("figure-{figures}");
+                sections.push_str(&plot.to_inline_html(Some(&id)));
+                sections.push('\n');
+                figures += 1;
+            }
+        }
+        // Timings measured once per cell, side by side against the one swept key (e.g.
+        // MILP vs enumeration time per instance size).
+        if exp.sweep_keys.len() == 1 {
+            let key = &exp.sweep_keys[0];
+            let timings: Vec<&str> = rows
+                .iter()
+                .filter(|r| r.step == 0 && r.metric.ends_with("_seconds"))
+                .filter(|r| r.metric != "cell_wall_seconds")
+                .filter(|r| r.sweep.get(key).is_some_and(|v| v.is_number()))
+                .fold(Vec::new(), |mut names, r| {
+                    if !names.contains(&r.metric.as_str()) {
+                        names.push(&r.metric);
+                    }
+                    names
+                });
+            if timings.len() >= 2 {
+                let plot = timings_together(&exp.name, key, &timings, &rows);
                 let id = format!("figure-{figures}");
                 sections.push_str(&plot.to_inline_html(Some(&id)));
                 sections.push('\n');
@@ -334,6 +358,50 @@ fn grouped_lines(
                 Axis::new()
                     .title(Title::with_text(metric))
                     .type_(axis_type(rows.iter().map(|r| r.mean))),
+            ),
+    );
+    plot
+}
+
+/// Several timing metrics against numeric key `key`, one line each (log axes when the
+/// values span decades).
+fn timings_together(experiment: &str, key: &str, metrics: &[&str], rows: &[&SummaryRow]) -> Plot {
+    let mut plot = Plot::new();
+    let x_of = |r: &SummaryRow| {
+        r.sweep
+            .get(key)
+            .and_then(|v| v.as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    let mut all = Vec::new();
+    for metric in metrics {
+        let mut points: Vec<&SummaryRow> = rows
+            .iter()
+            .copied()
+            .filter(|r| r.metric == *metric && r.step == 0)
+            .collect();
+        points.sort_by(|a, b| x_of(a).total_cmp(&x_of(b)));
+        all.extend(points.iter().map(|r| r.mean));
+        plot.add_trace(
+            Scatter::new(
+                points.iter().map(|r| x_of(r)).collect(),
+                points.iter().map(|r| r.mean).collect(),
+            )
+            .mode(Mode::LinesMarkers)
+            .error_y(ErrorData::new(ErrorType::Data).array(points.iter().map(|r| ci(r)).collect()))
+            .name(*metric),
+        );
+    }
+    plot.set_layout(
+        Layout::new()
+            .title(Title::with_text(format!(
+                "{experiment}: timings (mean over seeds, 95% CI)"
+            )))
+            .x_axis(Axis::new().title(Title::with_text(key)))
+            .y_axis(
+                Axis::new()
+                    .title(Title::with_text("seconds"))
+                    .type_(axis_type(all.into_iter())),
             ),
     );
     plot
