@@ -10,9 +10,20 @@ venv_jupyter := ".venv-jupyter"
 default:
     @just --list
 
-# Main job: run the experiments and write tables and figures to results/.
-reproduce:
-    cargo run --release -p policy-param-cli -- demo lqr --out results
+# Main job: run every experiment grid (experiments/*.toml) and write tables, figures and
+# results/manifest.json. Finished cells are skipped: rerun after an interruption to finish.
+reproduce *args:
+    cargo build --release -p policy-param-cli
+    cargo run -q --release -p policy-param-cli -- grid run experiments/*.toml --out results {{args}}
+
+# The paper-scale grids (experiments/full/*.toml) into results/full/ (time: see README).
+reproduce-full *args:
+    cargo build --release -p policy-param-cli
+    cargo run -q --release -p policy-param-cli -- grid run experiments/full/*.toml --out results/full {{args}}
+
+# Compare results/ with another result directory cell by cell (exit 1 on a difference).
+compare other *args:
+    cargo run -q --release -p policy-param-cli -- compare results {{other}} {{args}}
 
 # Everything CI checks: Rust tests, Gymnasium agreement (committed and fresh traces), notebooks headless.
 test: test-rust check-traces test-gymnasium test-notebooks

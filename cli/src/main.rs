@@ -1,9 +1,10 @@
 //! The `policy-param` command line.
 //!
-//! Exit codes: 0 success, 1 a check ran and failed, 2 the command could not run
-//! (bad arguments, unreadable or malformed input).
+//! Exit codes: 0 success, 1 a check ran and failed (a trace disagrees, `compare` found
+//! differences, a grid had failed cells), 2 the command could not run (bad arguments,
+//! unreadable or malformed input, an invalid grid file).
 
-mod demo;
+mod grid;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,27 +32,27 @@ enum Command {
         #[command(subcommand)]
         command: EnvCommand,
     },
-    /// Small demonstrations that write tables and figures.
-    Demo {
+    /// Experiment grids (experiments/*.toml): run, list, gather into tables and figures.
+    Grid {
         #[command(subcommand)]
-        command: DemoCommand,
+        command: grid::GridCommand,
     },
-}
-
-#[derive(Subcommand)]
-enum DemoCommand {
-    /// LQR ground truth: exact vs Monte Carlo value of a = −κKs for gain scales κ,
-    /// written to OUT/lqr_demo.csv and OUT/lqr_demo.html.
-    Lqr {
-        /// Output directory.
-        #[arg(long, default_value = "results")]
-        out: PathBuf,
-        /// Monte Carlo episodes per gain scale.
-        #[arg(long, default_value_t = 256)]
-        episodes: usize,
-        /// Run seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+    /// Compare two result directories cell by cell; exit 1 if anything differs beyond
+    /// tolerance (timing metrics are skipped unless --include-timing).
+    Compare {
+        /// First result directory (e.g. results).
+        dir_a: PathBuf,
+        /// Second result directory.
+        dir_b: PathBuf,
+        /// Relative tolerance: values agree when |a − b| ≤ atol + rtol·max(|a|, |b|).
+        #[arg(long, default_value_t = 0.0)]
+        rtol: f64,
+        /// Absolute tolerance.
+        #[arg(long, default_value_t = 0.0)]
+        atol: f64,
+        /// Compare timing metrics (…_seconds, …_per_second) too.
+        #[arg(long)]
+        include_timing: bool,
     },
 }
 
@@ -73,7 +74,7 @@ enum EnvCommand {
 }
 
 /// A command's verdict when it ran to the end.
-enum Verdict {
+pub(crate) enum Verdict {
     Pass,
     Fail,
 }
@@ -102,14 +103,28 @@ fn run(cli: Cli) -> anyhow::Result<Verdict> {
         Command::Env {
             command: EnvCommand::CheckTrace { files, tolerance },
         } => check_traces(&files, tolerance),
-        Command::Demo {
-            command:
-                DemoCommand::Lqr {
-                    out,
-                    episodes,
-                    seed,
-                },
-        } => demo::lqr(&out, episodes, seed).map(|()| Verdict::Pass),
+        Command::Grid { command } => grid::run(command),
+        Command::Compare {
+            dir_a,
+            dir_b,
+            rtol,
+            atol,
+            include_timing,
+        } => {
+            let tolerance = policy_param_harness::compare::Tolerance {
+                rtol,
+                atol,
+                include_timing,
+            };
+            let comparison =
+                policy_param_harness::compare::compare_dirs(&dir_a, &dir_b, &tolerance)?;
+            print!("{}", comparison.render());
+            Ok(if comparison.identical() {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            })
+        }
     }
 }
 

@@ -1,0 +1,304 @@
+//! The `grid` and `compare` commands end to end: a run killed halfway and restarted
+//! recomputes only the unfinished cells, `compare` exits 0 on identical results and 1,
+//! naming the cell, on an altered one, config errors exit 2 naming file and key, and the
+//! LQR ground-truth grid reproduces what `demo lqr` showed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_policy-param"))
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("policy-param-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let output = cmd.output().expect("the binary runs");
+    eprintln!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn shards(cells: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(cells)
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .map(|p| {
+                    (
+                        p.file_name().unwrap().to_string_lossy().to_string(),
+                        std::fs::read(&p).unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Twelve FQI-on-Pendulum cells of a few hundred milliseconds each.
+const SLOW: &str = r#"
+[[experiment]]
+name = "pendulum"
+algorithm = "fqi_explicit"
+environment = "Pendulum-v1"
+seeds = [0, 1, 2, 3, 4, 5]
+[experiment.params]
+points = 400
+width = 16
+iterations = 4
+epochs = 2
+batch_size = 32
+eval_episodes = 2
+eval_every = 0
+[experiment.sweep]
+lr = [1e-3, 2e-3]
+"#;
+
+#[test]
+fn a_run_killed_halfway_resumes_with_the_unfinished_cells_only() {
+    let dir = TempDir::new("kill");
+    let file = dir.write("slow.toml", SLOW);
+    let out = dir.0.join("results");
+    let cells = out.join("slow").join("cells");
+    let mut child = bin()
+        .args(["grid", "run", "--threads", "1", "--out"])
+        .arg(&out)
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once a few cells are done.
+    let start = Instant::now();
+    while shards(&cells).len() < 3 && start.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = shards(&cells);
+    let done = before.len();
+    assert!(done >= 3, "{done} shards");
+    assert!(
+        done < 12,
+        "the run finished before it was killed; make the cells slower"
+    );
+    // Killed in the middle of a write or not, no shard is partial.
+    for (name, bytes) in &before {
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .unwrap_or_else(|e| panic!("{name} is not whole: {e}"));
+    }
+
+    let output = run(bin()
+        .args(["grid", "run", "--threads", "2", "--out"])
+        .arg(&out)
+        .arg(&file));
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let expected = format!("ran {}, skipped {done} (finished before)", 12 - done);
+    assert!(stdout.contains(&expected), "{stdout}\nexpected {expected}");
+    let after = shards(&cells);
+    assert_eq!(after.len(), 12);
+    for (name, bytes) in &before {
+        let again = &after.iter().find(|(n, _)| n == name).unwrap().1;
+        assert_eq!(again, bytes, "{name} was recomputed");
+    }
+    // Tables, figures and the manifest were written.
+    for f in [
+        "slow.csv",
+        "slow.parquet",
+        "slow_summary.csv",
+        "slow.html",
+        "manifest.json",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let entry = &manifest["grids"]["slow"];
+    assert_eq!(entry["ran"], 12 - done);
+    assert_eq!(entry["threads"], 2);
+    assert!(entry["crate_versions"]["polars"].is_string(), "{entry}");
+
+    // `grid list` shows every cell finished.
+    let output = run(bin().args(["grid", "list", "--out"]).arg(&out).arg(&file));
+    assert!(output.status.success());
+    let listing = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(listing.matches(" ok ").count(), 12, "{listing}");
+}
+
+const SMALL: &str = r#"
+[[experiment]]
+name = "lqr"
+algorithm = "fqi_explicit"
+environment = "Lqr"
+seeds = [0, 1]
+[experiment.params]
+points = 30
+iterations = 5
+maximizer = "lbfgs"
+"#;
+
+#[test]
+fn compare_passes_on_two_runs_and_fails_naming_an_altered_cell() {
+    let dir = TempDir::new("compare");
+    let file = dir.write("small.toml", SMALL);
+    let (a, b) = (dir.0.join("a"), dir.0.join("b"));
+    for (out, threads) in [(&a, "1"), (&b, "2")] {
+        let output = run(bin()
+            .args(["grid", "run", "--threads", threads, "--out"])
+            .arg(out)
+            .arg(&file));
+        assert!(output.status.success());
+    }
+    let output = run(bin().arg("compare").arg(&a).arg(&b));
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("differences=0"));
+
+    // Alter one gain error in B's seed-1 cell.
+    let cells = b.join("small").join("cells");
+    let (name, bytes) = shards(&cells)
+        .into_iter()
+        .find(|(_, bytes)| String::from_utf8_lossy(bytes).contains("\"seed\": 1"))
+        .unwrap();
+    let mut shard: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let metrics = shard["metrics"].as_array_mut().unwrap();
+    let row = metrics
+        .iter_mut()
+        .find(|m| m["metric"] == "gain_error" && m["step"] == 3)
+        .unwrap();
+    row["value"] = serde_json::json!(row["value"].as_f64().unwrap() * 1.001);
+    std::fs::write(cells.join(&name), serde_json::to_string(&shard).unwrap()).unwrap();
+
+    let output = run(bin().arg("compare").arg(&a).arg(&b));
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("lqr seed=1") && stdout.contains("gain_error"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("differences=1"), "{stdout}");
+    assert!(!stdout.contains("lqr seed=0"), "{stdout}");
+    let output = run(bin().args(["compare", "--rtol", "0.01"]).arg(&a).arg(&b));
+    assert_eq!(output.status.code(), Some(0));
+    // Nothing to compare: could not run.
+    let output = run(bin().arg("compare").arg(&a).arg(dir.0.join("nowhere")));
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn a_config_error_exits_2_naming_file_and_key_before_anything_runs() {
+    let dir = TempDir::new("config");
+    let good = dir.write("good.toml", SMALL);
+    let bad = dir.write(
+        "bad.toml",
+        &SMALL.replace("iterations = 5", "iterations = 5\nlearning_rate = 0.1"),
+    );
+    let out = dir.0.join("results");
+    let output = run(bin()
+        .args(["grid", "run", "--out"])
+        .arg(&out)
+        .arg(&good)
+        .arg(&bad));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "bad.toml: experiment.lqr.params.learning_rate: unknown field `learning_rate`"
+        ),
+        "{stderr}"
+    );
+    // The good grid did not run either.
+    assert!(!out.join("good").exists());
+    let output = run(bin()
+        .args(["grid", "cell", "--index", "7", "--out"])
+        .arg(&out)
+        .arg(&good));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no cell 7"));
+}
+
+/// The old `demo lqr`, as a grid: κ = 1 (the Riccati gain) has the best exact value, and
+/// the Monte Carlo estimates agree with the exact values within their sampling error.
+#[test]
+fn the_lqr_ground_truth_grid_finds_the_riccati_gain_best() {
+    let dir = TempDir::new("lqr");
+    let file = dir.write(
+        "lqr_ground_truth.toml",
+        r#"
+[[experiment]]
+name = "gain_scale"
+algorithm = "riccati_gain_scale"
+environment = "Lqr"
+seeds = [3]
+[experiment.params]
+episodes = 64
+[experiment.sweep]
+system = ["scalar", "double_integrator"]
+gain_scale = [0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 2.0]
+"#,
+    );
+    let out = dir.0.join("results");
+    let output = run(bin().args(["grid", "run", "--out"]).arg(&out).arg(&file));
+    assert!(output.status.success());
+    let mut reader = csv::Reader::from_path(out.join("lqr_ground_truth_summary.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    for system in ["scalar", "double_integrator"] {
+        let value = |metric: &str, kappa: f64| {
+            rows.iter()
+                .find(|r| {
+                    r[col("system")] == *system
+                        && r[col("metric")] == *metric
+                        && r[col("gain_scale")].parse::<f64>().unwrap() == kappa
+                })
+                .map(|r| r[col("mean")].parse::<f64>().unwrap())
+                .unwrap()
+        };
+        let kappas = [0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 2.0];
+        let best = kappas
+            .iter()
+            .copied()
+            .max_by(|a, b| value("exact_value", *a).total_cmp(&value("exact_value", *b)))
+            .unwrap();
+        assert_eq!(best, 1.0, "{system}");
+        for kappa in kappas {
+            let (exact, mc, se) = (
+                value("exact_value", kappa),
+                value("monte_carlo_value", kappa),
+                value("monte_carlo_std_error", kappa),
+            );
+            assert!(
+                (exact - mc).abs() <= 4.0 * se,
+                "{system} κ={kappa}: {exact} vs {mc} ± {se}"
+            );
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! `fitted-q-iteration-explicit` on `Lqr` with quadratic features and least squares:
+//! q* is in the approximator class, so FQI is value iteration on the q-matrix and must
+//! approach Riccati's solution. Base points: states uniform in `[−state_bound,
+//! state_bound]ⁿ`, actions uniform in `[−action_bound, action_bound]ᵐ`, one noise-free
+//! step each. `maximize` is the exact concave-quadratic argmax (`quadratic`) or
+//! multi-start L-BFGS on argmin (`lbfgs`), which knows nothing of the quadratic form.
+//!
+//! Metrics per iteration (step n = number of fits done, from 1):
+//! - `gain_error`: ‖K_n − K*‖_F / ‖K*‖_F, K_n = H_aa⁻¹ H_as the gain of the fitted q's
+//!   greedy policy (q = −zᵀHz + …, z = [s, a]), K* Riccati's;
+//! - `p_error`: ‖P_n − P*‖_F / ‖P*‖_F, P_n = H_ss − H_sa H_aa⁻¹ H_as (max_a q = −sᵀP_n s + …);
+//! - `delta` (δ of step 3.4) and `fit_loss`.
+//!
+//! And once (step 0): `iterations` done, `final_gain_error`, `final_p_error` (after the
+//! last iteration), `run_seconds` (timing). The run stops after `iterations` fits or
+//! once δ < `tolerance`.
+
+use nalgebra::DMatrix;
+use serde::{Deserialize, Serialize};
+
+use policy_param::algo::{
+    sample_transitions, FittedQIteration, FqiParams, LeastSquares, UniformBox,
+};
+use policy_param::env::lqr::Lqr;
+use policy_param::env::Env;
+use policy_param::maximize::{LbfgsSettings, Maximizer, ProjectedLbfgs, QuadraticArgmax};
+use policy_param::qfunction::linear::{LinearQ, QuadraticFeatures};
+use policy_param::rng::RunSeed;
+
+use super::{at_least, positive, LqrSystemName};
+use crate::error::{CellError, Invalid};
+use crate::experiment::{CellContext, Experiment};
+
+/// How `maximize` is done.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LqrMaximizer {
+    /// Exact argmax of the concave quadratic q(s', ·) in the action box.
+    #[default]
+    Quadratic,
+    /// Multi-start projected L-BFGS (argmin) with the precise tolerances.
+    Lbfgs,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Which LQR system. Default `scalar`.
+    pub system: LqrSystemName,
+    /// `quadratic` or `lbfgs`. Default `quadratic`.
+    pub maximizer: LqrMaximizer,
+    /// Base points |𝓑| (≥ the number of quadratic features). Default 200.
+    pub points: usize,
+    /// Half-width of the state box of the base points (> 0). Default 1.
+    pub state_bound: f64,
+    /// Half-width of their action box (> 0). Default 1.
+    pub action_bound: f64,
+    /// N, the most iterations (≥ 1). Default 60.
+    pub iterations: usize,
+    /// ε: stop once δ < ε (> 0). Default 1e-20.
+    pub tolerance: f64,
+    /// Ridge of the least-squares fit (finite, ≥ 0). Default 0.
+    pub ridge: f64,
+    /// Actions per base-point state for δ. Default 2.
+    pub delta_actions: usize,
+    /// L-BFGS starts (with `maximizer = "lbfgs"`, ≥ 1). Default 2.
+    pub lbfgs_starts: usize,
+    /// Random candidates screened for the L-BFGS starts. Default 4.
+    pub lbfgs_candidates: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            system: LqrSystemName::Scalar,
+            maximizer: LqrMaximizer::Quadratic,
+            points: 200,
+            state_bound: 1.0,
+            action_bound: 1.0,
+            iterations: 60,
+            tolerance: 1e-20,
+            ridge: 0.0,
+            delta_actions: 2,
+            lbfgs_starts: 2,
+            lbfgs_candidates: 4,
+        }
+    }
+}
+
+pub struct FqiLqr;
+
+impl Experiment for FqiLqr {
+    const NAME: &'static str = "fqi_lqr";
+    const ALGORITHM: &'static str = "fqi_explicit";
+    const ENVIRONMENT: &'static str = "Lqr";
+    const DESCRIPTION: &'static str =
+        "FQI-explicit, quadratic q, least squares: gain and P error vs Riccati per iteration";
+    type Config = Config;
+
+    fn check(c: &Config) -> Result<(), Invalid> {
+        let system = c.system.params();
+        let (n, m) = (system.a.nrows(), system.b.ncols());
+        let features = (n + m + 1) * (n + m + 2) / 2;
+        at_least("points", c.points, features)?;
+        positive("state_bound", c.state_bound)?;
+        positive("action_bound", c.action_bound)?;
+        at_least("iterations", c.iterations, 1)?;
+        positive("tolerance", c.tolerance)?;
+        if !(c.ridge.is_finite() && c.ridge >= 0.0) {
+            return Err(Invalid::new(
+                "ridge",
+                format!("{} is not a finite number ≥ 0", c.ridge),
+            ));
+        }
+        at_least("lbfgs_starts", c.lbfgs_starts, 1)
+    }
+
+    fn run(c: &Config, seed: u64, ctx: &mut CellContext) -> Result<(), CellError> {
+        let mut env = Lqr::new(c.system.params())?;
+        let solution = env.solve()?;
+        let (n, m) = (env.system().state_dim(), env.system().action_dim());
+        let uniform = |bound: f64, dim: usize| UniformBox {
+            low: vec![-bound; dim],
+            high: vec![bound; dim],
+        };
+        let data = sample_transitions(
+            &mut env,
+            &uniform(c.state_bound, n),
+            Some(&uniform(c.action_bound, m)),
+            c.points,
+            RunSeed(seed).child("data", 0),
+        )?;
+        let params = FqiParams {
+            gamma: env.system().gamma(),
+            max_iterations: c.iterations,
+            tolerance: c.tolerance,
+            delta_actions_per_state: c.delta_actions,
+            seed: RunSeed(seed),
+        };
+        let q = LinearQ::zeros(QuadraticFeatures::new(n, m)?);
+        let fit = LeastSquares::new(c.ridge)?;
+        let truth = Truth {
+            gain: solution.gain().clone(),
+            p: solution.p().clone(),
+            state_dim: n,
+        };
+        match c.maximizer {
+            LqrMaximizer::Quadratic => {
+                let maximizer = QuadraticArgmax::new(env.action_space())?;
+                iterate(
+                    FittedQIteration::new(&params, q, maximizer, fit, data)?,
+                    c,
+                    &truth,
+                    ctx,
+                )
+            }
+            LqrMaximizer::Lbfgs => {
+                let maximizer = ProjectedLbfgs::new(
+                    env.action_space().clone(),
+                    LbfgsSettings {
+                        starts: c.lbfgs_starts,
+                        candidates: c.lbfgs_candidates,
+                        ..LbfgsSettings::precise()
+                    },
+                )?;
+                iterate(
+                    FittedQIteration::new(&params, q, maximizer, fit, data)?,
+                    c,
+                    &truth,
+                    ctx,
+                )
+            }
+        }
+    }
+}
+
+struct Truth {
+    gain: DMatrix<f64>,
+    p: DMatrix<f64>,
+    state_dim: usize,
+}
+
+fn iterate<M: Maximizer>(
+    mut fqi: FittedQIteration<LinearQ<QuadraticFeatures>, M, LeastSquares>,
+    c: &Config,
+    truth: &Truth,
+    ctx: &mut CellContext,
+) -> Result<(), CellError> {
+    ctx.set_total(c.iterations as u64);
+    let start = std::time::Instant::now();
+    loop {
+        let report = fqi.step()?;
+        let step = fqi.iteration() as u64;
+        let (gain, p) = greedy_gain_and_p(fqi.q(), truth.state_dim)?;
+        let (gain_error, p_error) = (relative(&gain, &truth.gain), relative(&p, &truth.p));
+        ctx.record(step, "gain_error", gain_error);
+        ctx.record(step, "p_error", p_error);
+        ctx.record(step, "delta", report.delta);
+        ctx.record(step, "fit_loss", report.fit_loss);
+        ctx.advance();
+        if report.delta < c.tolerance || fqi.iteration() >= c.iterations {
+            ctx.record(0, "iterations", step as f64);
+            ctx.record(0, "final_gain_error", gain_error);
+            ctx.record(0, "final_p_error", p_error);
+            ctx.record(0, "run_seconds", start.elapsed().as_secs_f64());
+            return Ok(());
+        }
+    }
+}
+
+fn relative(a: &DMatrix<f64>, b: &DMatrix<f64>) -> f64 {
+    (a - b).norm() / b.norm()
+}
+
+/// K = H_aa⁻¹ H_as and P = H_ss − H_sa H_aa⁻¹ H_as of q = −zᵀHz + lᵀz + c. A fitted q that
+/// is not strictly concave in the action has no greedy gain: divergence.
+fn greedy_gain_and_p(
+    q: &LinearQ<QuadraticFeatures>,
+    n: usize,
+) -> Result<(DMatrix<f64>, DMatrix<f64>), CellError> {
+    let h = -q.quadratic_form().matrix;
+    let d = h.nrows();
+    let m = d - n;
+    let h_ss = h.view((0, 0), (n, n)).into_owned();
+    let h_as = h.view((n, 0), (m, n)).into_owned();
+    let h_aa = h.view((n, n), (m, m)).into_owned();
+    let chol = h_aa.clone().cholesky().ok_or_else(|| {
+        CellError::Diverged(format!(
+            "the fitted q is not concave in the action (H_aa = {h_aa})"
+        ))
+    })?;
+    let gain = chol.solve(&h_as);
+    let p = &h_ss - h_as.transpose() * &gain;
+    Ok((gain, p))
+}

@@ -1,0 +1,472 @@
+//! Grid files (`experiments/*.toml`) into validated, typed grids.
+//!
+//! ```toml
+//! description = "what the grid shows"
+//!
+//! [[experiment]]
+//! name = "fqi_lqr"               # unique in the file; [a-z0-9_-]
+//! algorithm = "fqi_explicit"     # with `environment`, picks the adapter
+//! environment = "Lqr"
+//! seeds = [0, 1, 2]
+//! description = "optional"
+//!
+//! [experiment.params]            # fixed values of the adapter's config keys
+//! iterations = 40
+//!
+//! [experiment.sweep]             # lists: the grid is their cartesian product × seeds
+//! system = ["scalar", "double_integrator"]
+//! maximizer = ["quadratic", "lbfgs"]
+//! ```
+//!
+//! Every cell's config is deserialized into the adapter's typed config (unknown keys and
+//! wrong types refused) and checked (ranges) when the file is loaded, before anything
+//! runs; an error names the file, the key path and the reason.
+//!
+//! Cells are ordered: experiments in file order, then the sweep's cartesian product with
+//! the first sweep key varying slowest, then the seeds. A cell's index is its position.
+//! Its identity is its config hash: SHA-256 of the canonical JSON (sorted keys) of
+//! experiment name, algorithm, environment, typed config with defaults filled in, and
+//! seed. The setting hash is the same without the seed: seeds of one setting share it.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{ConfigError, Error, Invalid, Result};
+use crate::experiment::{lookup, Adapter};
+
+/// A loaded grid: its experiments and every cell, validated.
+pub struct Grid {
+    /// The file stem: names `results/<name>/`, `results/<name>.csv`, ...
+    pub name: String,
+    pub file: PathBuf,
+    pub description: String,
+    pub experiments: Vec<ExperimentSpec>,
+    pub cells: Vec<Cell>,
+}
+
+/// One `[[experiment]]` table.
+pub struct ExperimentSpec {
+    pub name: String,
+    pub algorithm: String,
+    pub environment: String,
+    pub description: String,
+    pub adapter: &'static dyn Adapter,
+    /// The swept keys, in file order.
+    pub sweep_keys: Vec<String>,
+}
+
+/// One job: an experiment, one value per swept key, one seed.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    pub index: usize,
+    /// Index into [`Grid::experiments`].
+    pub experiment: usize,
+    pub experiment_name: String,
+    /// The swept keys' values of this cell, in sweep order (as JSON).
+    pub sweep: Vec<(String, serde_json::Value)>,
+    /// The adapter's typed config with defaults filled in, as canonical JSON.
+    pub config: serde_json::Value,
+    pub seed: u64,
+    pub config_hash: String,
+    pub setting_hash: String,
+}
+
+impl Cell {
+    /// `k=v,k2=v2` over the swept keys (empty when nothing is swept).
+    pub fn setting_label(&self) -> String {
+        setting_label(&self.sweep)
+    }
+
+    /// `experiment[k=v,...] seed=S`: how messages and tables name the cell.
+    pub fn label(&self) -> String {
+        let setting = self.setting_label();
+        if setting.is_empty() {
+            format!("{} seed={}", self.experiment_name, self.seed)
+        } else {
+            format!("{}[{setting}] seed={}", self.experiment_name, self.seed)
+        }
+    }
+
+    /// The shard's file name under `results/<grid>/cells/`.
+    pub fn shard_file_name(&self) -> String {
+        format!("{}-{}.json", self.experiment_name, &self.config_hash[..16])
+    }
+}
+
+/// `k=v,k2=v2`; strings without quotes.
+pub fn setting_label(sweep: &[(String, serde_json::Value)]) -> String {
+    let mut s = String::new();
+    for (i, (k, v)) in sweep.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{k}={}", display_value(v));
+    }
+    s
+}
+
+/// A JSON value as a table cell shows it: strings bare, the rest as JSON.
+pub fn display_value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GridFile {
+    #[serde(default)]
+    description: String,
+    experiment: Vec<ExperimentFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExperimentFile {
+    name: String,
+    algorithm: String,
+    environment: String,
+    seeds: Vec<u64>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    params: toml::Table,
+    #[serde(default)]
+    sweep: toml::Table,
+}
+
+impl Grid {
+    /// Read, parse and validate `file`, and expand its cells.
+    pub fn load(file: &Path) -> Result<Grid> {
+        let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+        Ok(Grid::parse(file, &text)?)
+    }
+
+    /// Parse and validate the text of grid file `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Grid, ConfigError> {
+        let name = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if !is_identifier(&name) {
+            return Err(ConfigError::new(
+                file,
+                "(file name)",
+                format!("grid name {name:?} (the file stem) must be letters, digits, '_' or '-'"),
+            ));
+        }
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let key = match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}")
+                }
+                None => "(syntax)".to_string(),
+            };
+            ConfigError::new(file, key, e.message().trim().to_string())
+        })?;
+        // Experiment names by position, so that errors can name experiments.
+        let names: Vec<Option<String>> = match table.get("experiment") {
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .map(|t| t.get("name").and_then(|n| n.as_str()).map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let parsed: GridFile = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                ConfigError::new(
+                    file,
+                    name_experiments(&path, &names),
+                    e.into_inner().to_string(),
+                )
+            })?;
+        if parsed.experiment.is_empty() {
+            return Err(ConfigError::new(
+                file,
+                "experiment",
+                "no [[experiment]] table",
+            ));
+        }
+
+        let mut experiments = Vec::new();
+        let mut cells = Vec::new();
+        let mut seen_names = BTreeSet::new();
+        let mut seen_hashes = BTreeSet::new();
+        for (e_index, exp) in parsed.experiment.into_iter().enumerate() {
+            let at = |key: &str| format!("experiment.{}.{key}", exp.name);
+            if !is_identifier(&exp.name) {
+                return Err(ConfigError::new(
+                    file,
+                    format!("experiment[{e_index}].name"),
+                    format!(
+                        "{:?} must be non-empty letters, digits, '_' or '-'",
+                        exp.name
+                    ),
+                ));
+            }
+            if !seen_names.insert(exp.name.clone()) {
+                return Err(ConfigError::new(
+                    file,
+                    at("name"),
+                    "two experiments have this name",
+                ));
+            }
+            let adapter = lookup(&exp.algorithm, &exp.environment)
+                .map_err(|inv| ConfigError::new(file, at(&inv.key), inv.reason))?;
+            if exp.seeds.is_empty() {
+                return Err(ConfigError::new(file, at("seeds"), "no seeds"));
+            }
+            if let Some(s) = first_duplicate(&exp.seeds) {
+                return Err(ConfigError::new(
+                    file,
+                    at("seeds"),
+                    format!("seed {s} appears twice"),
+                ));
+            }
+            let mut sweep: Vec<(String, Vec<toml::Value>)> = Vec::new();
+            for (key, value) in &exp.sweep {
+                let values = match value {
+                    toml::Value::Array(values) if !values.is_empty() => values.clone(),
+                    toml::Value::Array(_) => {
+                        return Err(ConfigError::new(
+                            file,
+                            at(&format!("sweep.{key}")),
+                            "an empty list sweeps nothing: give at least one value",
+                        ))
+                    }
+                    other => {
+                        return Err(ConfigError::new(
+                            file,
+                            at(&format!("sweep.{key}")),
+                            format!(
+                                "a sweep is a list of values, found {} (a fixed value goes in [experiment.params])",
+                                other.type_str()
+                            ),
+                        ))
+                    }
+                };
+                if exp.params.contains_key(key) {
+                    return Err(ConfigError::new(
+                        file,
+                        at(&format!("sweep.{key}")),
+                        "is also set in params: set it in one place",
+                    ));
+                }
+                sweep.push((key.clone(), values));
+            }
+            let sweep_keys: Vec<String> = sweep.iter().map(|(k, _)| k.clone()).collect();
+
+            // The cartesian product, first key slowest.
+            let combinations: usize = sweep.iter().map(|(_, v)| v.len()).product();
+            for c in 0..combinations {
+                let mut choice = vec![0usize; sweep.len()];
+                let mut rest = c;
+                for (slot, (_, values)) in choice.iter_mut().zip(&sweep).rev() {
+                    *slot = rest % values.len();
+                    rest /= values.len();
+                }
+                let mut table = exp.params.clone();
+                let mut swept = Vec::new();
+                for ((key, values), &i) in sweep.iter().zip(&choice) {
+                    table.insert(key.clone(), values[i].clone());
+                    swept.push((key.clone(), toml_to_json(&values[i])));
+                }
+                let config = adapter
+                    .parse(table)
+                    .map_err(|inv| locate(file, &exp.name, &inv, &sweep, &choice))?;
+                for &seed in &exp.seeds {
+                    let identity = |seed: Option<u64>| {
+                        serde_json::json!({
+                            "experiment": exp.name,
+                            "algorithm": exp.algorithm,
+                            "environment": exp.environment,
+                            "config": config,
+                            "seed": seed,
+                        })
+                    };
+                    let config_hash = hash(&identity(Some(seed)));
+                    if !seen_hashes.insert(config_hash.clone()) {
+                        return Err(ConfigError::new(
+                            file,
+                            at("sweep"),
+                            format!(
+                                "two cells have the same config ({} seed={seed}): a value is listed twice",
+                                setting_label(&swept)
+                            ),
+                        ));
+                    }
+                    cells.push(Cell {
+                        index: cells.len(),
+                        experiment: e_index,
+                        experiment_name: exp.name.clone(),
+                        sweep: swept.clone(),
+                        config: config.clone(),
+                        seed,
+                        config_hash,
+                        setting_hash: hash(&identity(None)),
+                    });
+                }
+            }
+            experiments.push(ExperimentSpec {
+                name: exp.name,
+                algorithm: exp.algorithm,
+                environment: exp.environment,
+                description: exp.description,
+                adapter,
+                sweep_keys,
+            });
+        }
+        Ok(Grid {
+            name,
+            file: file.to_path_buf(),
+            description: parsed.description,
+            experiments,
+            cells,
+        })
+    }
+
+    pub fn experiment_of(&self, cell: &Cell) -> &ExperimentSpec {
+        &self.experiments[cell.experiment]
+    }
+}
+
+/// Where an adapter's complaint about key `inv.key` points in the file: the sweep list
+/// (with the offending value) or the params table.
+fn locate(
+    file: &Path,
+    experiment: &str,
+    inv: &Invalid,
+    sweep: &[(String, Vec<toml::Value>)],
+    choice: &[usize],
+) -> ConfigError {
+    let top = inv
+        .key
+        .split(['.', '['])
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if let Some(pos) = sweep.iter().position(|(k, _)| *k == top) {
+        let (_, values) = &sweep[pos];
+        let rest = &inv.key[top.len()..];
+        ConfigError::new(
+            file,
+            format!("experiment.{experiment}.sweep.{top}[{}]{rest}", choice[pos]),
+            format!("{} (value {})", inv.reason, values[choice[pos]]),
+        )
+    } else if inv.key.is_empty() {
+        ConfigError::new(
+            file,
+            format!("experiment.{experiment}.params"),
+            inv.reason.clone(),
+        )
+    } else {
+        ConfigError::new(
+            file,
+            format!("experiment.{experiment}.params.{}", inv.key),
+            inv.reason.clone(),
+        )
+    }
+}
+
+/// `experiment[2].seeds` → `experiment.name.seeds` when experiment 2's name is known.
+fn name_experiments(path: &str, names: &[Option<String>]) -> String {
+    if let Some(rest) = path.strip_prefix("experiment[") {
+        if let Some((index, tail)) = rest.split_once(']') {
+            if let Ok(i) = index.parse::<usize>() {
+                if let Some(Some(name)) = names.get(i) {
+                    return format!("experiment.{name}{tail}");
+                }
+            }
+        }
+    }
+    if path == "." {
+        "(top level)".to_string()
+    } else {
+        path.to_string()
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn first_duplicate(seeds: &[u64]) -> Option<u64> {
+    let mut seen = BTreeSet::new();
+    seeds.iter().copied().find(|s| !seen.insert(*s))
+}
+
+/// A TOML value as JSON (dates as their TOML text).
+pub fn toml_to_json(v: &toml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        toml::Value::String(s) => J::String(s.clone()),
+        toml::Value::Integer(i) => J::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(J::Number)
+            .unwrap_or_else(|| J::String(f.to_string())),
+        toml::Value::Boolean(b) => J::Bool(*b),
+        toml::Value::Datetime(d) => J::String(d.to_string()),
+        toml::Value::Array(a) => J::Array(a.iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => J::Object(
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// JSON with object keys sorted at every level: the same value always gives the same text.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    fn write(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String((*k).clone()).to_string());
+                    out.push(':');
+                    write(&map[*k], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    out
+}
+
+/// SHA-256 of the canonical JSON, in hex.
+pub fn hash(v: &serde_json::Value) -> String {
+    let digest = Sha256::digest(canonical_json(v).as_bytes());
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}

@@ -1,0 +1,97 @@
+//! # policy-param-harness
+//!
+//! The reproducibility harness of policy-param: `just reproduce` runs every grid of
+//! `experiments/*.toml` through it.
+//!
+//! | step | module |
+//! |---|---|
+//! | grid files → validated, typed cells with stable indices and config hashes | [`config`] |
+//! | what a cell runs: the `Experiment` trait and the registry of adapters | [`experiment`], [`adapters`] |
+//! | one atomic JSON shard per finished cell | [`shard`] |
+//! | parallel, resumable runs; diverged cells recorded, the grid goes on | [`runner`], [`progress`] |
+//! | shards → tidy CSV / Parquet and a summary with 95% CIs (polars) | [`tables`] |
+//! | learning curves with confidence bands, heatmaps (plotly HTML) | [`figures`] |
+//! | two result sets compared cell by cell | [`compare`] |
+//! | crate versions, commit, machine, threads, time per grid | [`manifest`] |
+//!
+//! The command line (`policy-param grid ...`, `policy-param compare ...`) is in `cli/`.
+
+pub mod adapters;
+pub mod compare;
+pub mod config;
+pub mod error;
+pub mod experiment;
+pub mod figures;
+pub mod manifest;
+pub mod progress;
+pub mod runner;
+pub mod shard;
+pub mod tables;
+
+use std::path::{Path, PathBuf};
+
+pub use config::Grid;
+pub use error::{ConfigError, Error, Result};
+pub use runner::{run_cell, run_grid, Outcome, RunOptions, RunReport};
+
+/// What [`gather`] wrote.
+pub struct GatherReport {
+    pub grid: String,
+    pub shards: usize,
+    pub missing: Vec<usize>,
+    pub stale: usize,
+    pub diverged: usize,
+    pub csv: PathBuf,
+    pub parquet: PathBuf,
+    pub summary: PathBuf,
+    pub figures: PathBuf,
+    pub figure_count: usize,
+}
+
+/// Tables and figures of `grid` from the shards in `out/<grid>/cells/`.
+pub fn gather(grid: &Grid, out: &Path) -> Result<GatherReport> {
+    let gathered = tables::collect(grid, out)?;
+    let summary = tables::summarize(&gathered.shards);
+    let paths = tables::write_tables(grid, &gathered, &summary, out)?;
+    let (figures, figure_count) = figures::write_figures(grid, &summary, out)?;
+    Ok(GatherReport {
+        grid: grid.name.clone(),
+        shards: gathered.shards.len(),
+        diverged: gathered
+            .shards
+            .iter()
+            .filter(|s| s.status != shard::Status::Ok)
+            .count(),
+        missing: gathered.missing,
+        stale: gathered.stale,
+        csv: paths.csv,
+        parquet: paths.parquet,
+        summary: paths.summary,
+        figures,
+        figure_count,
+    })
+}
+
+/// Record a run of `grid` in `out/manifest.json`.
+pub fn record_run(grid: &Grid, report: &RunReport, out: &Path) -> Result<()> {
+    let gathered = tables::collect(grid, out)?;
+    let entry = manifest::GridEntry {
+        file: grid.file.display().to_string(),
+        git_commit: manifest::git_commit(),
+        rustc: manifest::rustc_version().to_string(),
+        crate_versions: manifest::crate_versions(),
+        hostname: manifest::hostname(),
+        cpu_model: manifest::cpu_model(),
+        cpus: manifest::cpus(),
+        threads: report.threads,
+        cells: grid.cells.len(),
+        ran: report.ran().len(),
+        skipped: report.skipped().len(),
+        diverged: report.diverged().len(),
+        failed: report.failed().len(),
+        wall_seconds: report.wall_seconds,
+        cell_seconds_total: gathered.shards.iter().map(|s| s.wall_seconds).sum(),
+        finished_at: manifest::now(),
+    };
+    manifest::record(out, &grid.name, entry)
+}

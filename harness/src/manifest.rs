@@ -1,0 +1,176 @@
+//! `results/manifest.json`: what produced the results — crate versions, compiler, git
+//! commit, machine, thread count, and per grid its wall time and cell counts. Each grid's
+//! entry is replaced when that grid runs; the others are kept.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The workspace's lock file, compiled in: the versions that were built.
+const CARGO_LOCK: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"));
+
+/// The crates whose versions the manifest records.
+const RECORDED_CRATES: &[&str] = &[
+    "policy-param",
+    "policy-param-harness",
+    "argmin",
+    "good_lp",
+    "microlp",
+    "gemm",
+    "nalgebra",
+    "ndarray",
+    "rand",
+    "rand_chacha",
+    "rayon",
+    "polars",
+    "plotly",
+    "indicatif",
+    "toml",
+    "serde_json",
+];
+
+/// One grid's entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GridEntry {
+    pub file: String,
+    pub git_commit: String,
+    pub rustc: String,
+    pub crate_versions: BTreeMap<String, String>,
+    pub hostname: String,
+    pub cpu_model: String,
+    pub cpus: usize,
+    /// Threads of the grid's rayon pool.
+    pub threads: usize,
+    pub cells: usize,
+    pub ran: usize,
+    pub skipped: usize,
+    pub diverged: usize,
+    pub failed: usize,
+    /// Wall time of this run of the grid (skipped cells cost nothing).
+    pub wall_seconds: f64,
+    /// Sum of the wall times recorded in the grid's shards (all cells, whenever they ran).
+    pub cell_seconds_total: f64,
+    /// Seconds since the Unix epoch when the run finished.
+    pub finished_at: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub grids: BTreeMap<String, GridEntry>,
+}
+
+/// Versions of [`RECORDED_CRATES`] from the compiled-in Cargo.lock.
+pub fn crate_versions() -> BTreeMap<String, String> {
+    let mut versions = BTreeMap::new();
+    let mut name: Option<&str> = None;
+    for line in CARGO_LOCK.lines() {
+        if let Some(n) = line.strip_prefix("name = ") {
+            name = Some(n.trim_matches('"'));
+        } else if let (Some(v), Some(n)) = (line.strip_prefix("version = "), name.take()) {
+            if RECORDED_CRATES.contains(&n) {
+                versions
+                    .entry(n.to_string())
+                    .or_insert_with(|| v.trim_matches('"').to_string());
+            }
+        }
+    }
+    versions
+}
+
+pub fn rustc_version() -> &'static str {
+    env!("HARNESS_RUSTC_VERSION")
+}
+
+/// `git rev-parse HEAD`, with `-dirty` when tracked files outside `results/` changed;
+/// "unknown" outside a git checkout.
+pub fn git_commit() -> String {
+    let run = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(head) = run(&["rev-parse", "HEAD"]) else {
+        return "unknown".to_string();
+    };
+    let dirty = run(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":(exclude)results",
+    ])
+    .is_some_and(|s| !s.is_empty());
+    if dirty {
+        format!("{head}-dirty")
+    } else {
+        head
+    }
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+pub fn cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Read `out/manifest.json` (empty if absent).
+pub fn read(out: &Path) -> Result<Manifest> {
+    let path = out.join("manifest.json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| Error::malformed(&path, format!("not a manifest: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+/// Replace grid `name`'s entry in `out/manifest.json`, keeping the others.
+pub fn record(out: &Path, name: &str, entry: GridEntry) -> Result<()> {
+    let mut manifest = read(out)?;
+    manifest.grids.insert(name.to_string(), entry);
+    let path = out.join("manifest.json");
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let text = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| Error::malformed(&path, e.to_string()))?;
+    let tmp = out.join(format!(".manifest.json.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text + "\n").map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+}
