@@ -181,6 +181,7 @@ pub static REGISTRY: &[&dyn Adapter] = &[
     &Registered::<adapters::fqi_lqr::FqiLqr>::NEW,
     &Registered::<adapters::fqi_pendulum::FqiPendulum>::NEW,
     &Registered::<adapters::allocation_milp::AllocationMilp>::NEW,
+    &Registered::<adapters::ddpg_pendulum::DdpgPendulum>::NEW,
 ];
 
 /// The adapter for `algorithm` on `environment`, or an error listing what is known.

@@ -3,6 +3,7 @@
 //! Register a new one in [`crate::experiment::REGISTRY`].
 
 pub mod allocation_milp;
+pub mod ddpg_pendulum;
 pub mod fqi_lqr;
 pub mod fqi_pendulum;
 pub mod lqr_gain_scale;
