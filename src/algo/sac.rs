@@ -41,9 +41,10 @@
 //! * twin critics `q_θ₁, q_θ₂`, every `q_θ` above read as `minⱼ q_θⱼ` (`twin_critics`);
 //! * target networks `θ̄ⱼ ← τθⱼ + (1−τ)θ̄ⱼ` (or `ψ̄` for the value network) after every
 //!   update, read by step 3.2 (`target_tau`);
-//! * automatic temperature ([`Temperature::Auto`], Haarnoja et al. 2018b): before 3.2,
+//! * automatic temperature ([`Temperature::Auto`], Haarnoja et al. 2018b): after 3.1,
 //!   one Adam step on `log β` for the loss `−log β · ((1/b)Σᵢ log d(ãᵢ|sᵢ) + H̄)` with
-//!   target entropy `H̄` (default `−dim A`); the update then uses β from before that step.
+//!   target entropy `H̄` (default `−dim A`); the whole update uses β from before that
+//!   step, as Stable-Baselines3 does.
 //!   The policy loss is then written `(1/b)Σᵢ [β log d − minⱼ q_θⱼ]` (Stable-Baselines3's
 //!   form; β times the chapter's, the same minimizer);
 //! * the tanh-squashed Gaussian with the log-probability correction (`squash`), actions
@@ -1014,65 +1015,53 @@ impl Sac {
         }
         let batch = &s.batch;
 
+        // 3.1 and 3.2 read the same φ and write disjoint buffers: they run concurrently.
         // 3.1: ãᵢ = f_φ(sᵢ, εᵢ) and log d(ãᵢ|sᵢ; φ), keeping the forward pass for 3.5.
-        let output = policy
-            .network
-            .forward(batch.observations(), &mut s.policy_ws)?;
-        policy
-            .head
-            .sample(output, &s.noise, &mut s.actions, &mut s.log_probs)?;
+        // 3.2: yᵢ = rᵢ + γ(1 − terminalᵢ)·V(s'ᵢ), with β from before this update's
+        // temperature step.
+        let beta = temperature.beta();
+        let gamma = config.gamma as f32;
+        let policy_ref = &*policy;
+        let (current, next) = rayon::join(
+            || {
+                let output = policy_ref
+                    .network
+                    .forward(batch.observations(), &mut s.policy_ws)?;
+                policy_ref
+                    .head
+                    .sample(output, &s.noise, &mut s.actions, &mut s.log_probs)
+            },
+            || {
+                let next = NextState {
+                    batch,
+                    noise: &s.next_noise,
+                    ws: &mut s.policy_next_ws,
+                    actions: &mut s.next_actions,
+                    log_probs: &mut s.next_log_probs,
+                    pairs: &mut s.pairs,
+                };
+                soft_targets(
+                    policy_ref,
+                    critics,
+                    value.as_mut(),
+                    next,
+                    gamma,
+                    beta,
+                    &mut s.targets,
+                )
+            },
+        );
+        current?;
+        next?;
         let mean_log_prob = s.log_probs.iter().map(|&l| f64::from(l)).sum::<f64>() / b as f64;
         if !mean_log_prob.is_finite() {
             return Err(numerical(format!("mean log-density is {mean_log_prob}")));
         }
 
-        // Automatic temperature: one Adam step on −log β·(mean log d + H̄); this update
-        // uses β from before the step.
-        let beta = temperature.beta();
+        // Automatic temperature: one Adam step on −log β·(mean log d + H̄).
         if let Some(adam) = &mut temperature.adam {
             let grad = -(mean_log_prob + f64::from(temperature.target_entropy)) as f32;
             adam.step(&mut temperature.log_beta, &[grad])?;
-        }
-
-        // 3.2: yᵢ = rᵢ + γ(1 − terminalᵢ)·V(s'ᵢ).
-        let gamma = config.gamma as f32;
-        if let Some(value) = value.as_mut() {
-            // V(s') = v_ψ(s') (or v_ψ̄(s')).
-            let v = value.forward_target(batch.next_observations())?;
-            for (((y, &r), &alive), &v) in s
-                .targets
-                .iter_mut()
-                .zip(batch.rewards())
-                .zip(batch.not_terminal())
-                .zip(v)
-            {
-                *y = r + gamma * alive * v;
-            }
-        } else {
-            // V(s') = minⱼ q_θⱼ(s', a') − β log d(a'|s'), a' = f_φ(s', ε').
-            let output = policy
-                .network
-                .forward(batch.next_observations(), &mut s.policy_next_ws)?;
-            policy.head.sample(
-                output,
-                &s.next_noise,
-                &mut s.next_actions,
-                &mut s.next_log_probs,
-            )?;
-            let pairs = pair(&mut s.pairs, batch.next_observations(), &s.next_actions, m);
-            collect(each_critic(critics, |c| {
-                c.forward_target(pairs).map(|_| ())
-            }))?;
-            min_output(critics, &mut s.targets);
-            for (((y, &r), &alive), &log_prob) in s
-                .targets
-                .iter_mut()
-                .zip(batch.rewards())
-                .zip(batch.not_terminal())
-                .zip(&s.next_log_probs)
-            {
-                *y = r + gamma * alive * (*y - beta * log_prob);
-            }
         }
         if let Some(i) = s.targets.iter().position(|y| !y.is_finite()) {
             return Err(numerical(format!(
@@ -1554,6 +1543,63 @@ pub struct SacCheckpoint {
     pub steps: u64,
     pub updates: u64,
     pub episodes: u64,
+}
+
+/// The next states of a minibatch and the buffers step 3.2 writes.
+struct NextState<'a> {
+    batch: &'a Minibatch,
+    /// ε' (b × m).
+    noise: &'a [f32],
+    ws: &'a mut Workspace,
+    actions: &'a mut [f32],
+    log_probs: &'a mut [f32],
+    pairs: &'a mut [f32],
+}
+
+/// Step 3.2: `yᵢ = rᵢ + γ(1 − terminalᵢ)·V(s'ᵢ)` into `targets`, with `V(s') = v_ψ(s')`
+/// (or v_ψ̄) when there is a value network, else `minⱼ q_θⱼ(s', a') − β log d(a'|s')`,
+/// `a' = f_φ(s', ε')`, from the target critics if any.
+fn soft_targets(
+    policy: &GaussianPolicy,
+    critics: &mut [Approximator],
+    value: Option<&mut Approximator>,
+    next: NextState<'_>,
+    gamma: f32,
+    beta: f32,
+    targets: &mut [f32],
+) -> Result<()> {
+    let batch = next.batch;
+    if let Some(value) = value {
+        let v = value.forward_target(batch.next_observations())?;
+        for (((y, &r), &alive), &v) in targets
+            .iter_mut()
+            .zip(batch.rewards())
+            .zip(batch.not_terminal())
+            .zip(v)
+        {
+            *y = r + gamma * alive * v;
+        }
+        return Ok(());
+    }
+    let output = policy.network.forward(batch.next_observations(), next.ws)?;
+    policy
+        .head
+        .sample(output, next.noise, next.actions, next.log_probs)?;
+    let m = policy.head.action_dim();
+    let pairs = pair(next.pairs, batch.next_observations(), next.actions, m);
+    collect(each_critic(critics, |c| {
+        c.forward_target(pairs).map(|_| ())
+    }))?;
+    min_output(critics, targets);
+    for (((y, &r), &alive), &log_prob) in targets
+        .iter_mut()
+        .zip(batch.rewards())
+        .zip(batch.not_terminal())
+        .zip(next.log_probs.iter())
+    {
+        *y = r + gamma * alive * (*y - beta * log_prob);
+    }
+    Ok(())
 }
 
 /// `out[i] = minⱼ` of the critics' last forward outputs (the first critic's alone if
