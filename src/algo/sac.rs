@@ -1053,6 +1053,12 @@ impl Sac {
         );
         current?;
         next?;
+        if let Some(i) = s.targets.iter().position(|y| !y.is_finite()) {
+            return Err(numerical(format!(
+                "target y of row {i} is {}",
+                s.targets[i]
+            )));
+        }
         let mean_log_prob = s.log_probs.iter().map(|&l| f64::from(l)).sum::<f64>() / b as f64;
         if !mean_log_prob.is_finite() {
             return Err(numerical(format!("mean log-density is {mean_log_prob}")));
@@ -1062,12 +1068,6 @@ impl Sac {
         if let Some(adam) = &mut temperature.adam {
             let grad = -(mean_log_prob + f64::from(temperature.target_entropy)) as f32;
             adam.step(&mut temperature.log_beta, &[grad])?;
-        }
-        if let Some(i) = s.targets.iter().position(|y| !y.is_finite()) {
-            return Err(numerical(format!(
-                "target y of row {i} is {}",
-                s.targets[i]
-            )));
         }
 
         // 3.3: each θⱼ: one Adam step on ½(1/b) Σᵢ (q_θⱼ(sᵢ, aᵢ) − yᵢ)².
