@@ -15,6 +15,9 @@
 //! | `nfqca`: NFQCA on a fixed batch of transitions | [`algo::nfqca`] |
 //! | `ddpg`: DDPG with replay, exploration noise and target networks | [`algo::ddpg`] |
 //! | d(s;w) and q(s,a;θ) of both, the actor's step through ∇ₐq | [`algo::deterministic_policy`] |
+//! | Soft Actor Critic · Fitted Q-Iteration for the Smooth Bellman Equations: targets `r + γ β log ∫ exp(q(s',a')/β) da'` by Gauss–Legendre quadrature (log-sum-exp) over 1-D and 2-D action boxes, the rest of FQI reused | [`algo::smooth_fqi`] |
+//! | Soft Actor Critic · Approximating Boltzmann Policies by Gaussians, Reparameterizating the Objective: SAC with q_θ, v_ψ and N(μ_φ(s), σ_φ(s)) as the chapter writes it, and the practice variant (twin Q, target networks, automatic temperature, tanh squashing) | [`algo::sac`] |
+//! | the Gaussian and tanh-squashed Gaussian policy heads: log-densities, entropy, the reparameterized sample f_φ(s,ε) = μ_φ(s) + σ_φ(s)ε and its gradient | [`policy`] |
 //! | Ornstein–Uhlenbeck (Euler–Maruyama) and Gaussian exploration noise | [`noise`] |
 //! | transitions, the replay buffer 𝓡, minibatches | [`replay`] |
 //! | seeding: one seed per run, one stream per consumer | [`rng`] |
@@ -31,6 +34,7 @@ pub mod eval;
 pub mod maximize;
 pub mod nn;
 pub mod noise;
+pub mod policy;
 pub mod qfunction;
 pub mod replay;
 pub mod rng;

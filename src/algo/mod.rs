@@ -7,6 +7,9 @@
 //! - [`transitions`]: base points 𝓑 (s, a, r, s', terminated) and seeded ways to collect them.
 //! - [`nfqca`], [`ddpg`]: `nfqca` and `ddpg` (section "Deterministic Parametrized Policies"),
 //!   sharing [`deterministic_policy`].
+//! - [`smooth_fqi`]: FQI for the smooth Bellman equations (`fitted-q-iteration-explicit` with
+//!   `β log ∫ exp(q/β)` by quadrature in place of `maximize`), and [`sac`]: soft actor-critic
+//!   (section "Stochastic Policy Parameterization"; the chapter gives neither a pseudocode label).
 
 pub mod amortized_fqi;
 pub mod ddpg;
@@ -15,6 +18,8 @@ pub mod deterministic_policy;
 pub mod fit;
 pub mod fqi;
 pub mod nfqca;
+pub mod sac;
+pub mod smooth_fqi;
 pub mod transitions;
 
 pub use amortized_fqi::{
