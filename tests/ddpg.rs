@@ -341,17 +341,29 @@ fn a_training_step_allocates_nothing() {
     ddpg.run(372, |_, _| Ok(())).unwrap();
     assert!(ddpg.updates() > 0);
 
-    BYTES.with(|b| b.set(0));
-    COUNTING.with(|c| c.set(true));
-    let mut episode_ended = false;
-    for _ in 0..40 {
-        // `step` itself, not `run`, so that nothing but the step is counted.
-        let report = ddpg.step().unwrap();
-        episode_ended |= report.episode_end.is_some();
-    }
-    COUNTING.with(|c| c.set(false));
+    // Inside a pool, as a training loop runs: large products are split over its threads
+    // (a call from outside any pool would go through rayon's global injector, which
+    // allocates). The counter is per thread: it sees the training thread.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let (bytes, episode_ended) = pool.install(|| {
+        // One uncounted step sizes this worker's GEMM scratch.
+        ddpg.step().unwrap();
+        BYTES.with(|b| b.set(0));
+        COUNTING.with(|c| c.set(true));
+        let mut episode_ended = false;
+        for _ in 0..40 {
+            // `step` itself, not `run`, so that nothing but the step is counted.
+            let report = ddpg.step().unwrap();
+            episode_ended |= report.episode_end.is_some();
+        }
+        COUNTING.with(|c| c.set(false));
+        (BYTES.with(Cell::get), episode_ended)
+    });
     assert!(episode_ended, "the counted steps include an episode reset");
-    assert_eq!(BYTES.with(Cell::get), 0, "bytes allocated by 40 steps");
+    assert_eq!(bytes, 0, "bytes allocated by 40 steps");
 }
 
 #[test]
