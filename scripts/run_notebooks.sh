@@ -8,8 +8,14 @@ if [ -n "${NOTEBOOK_OUT:-}" ]; then
     mkdir -p "$out"
 else
     out="$(mktemp -d)"
-    trap 'rm -rf "$out"' EXIT
+    tmp_out="$out"
 fi
+# evcxr compiles each notebook's dependencies (this crate, plotly, ...) in a fresh session;
+# its built-in cache keeps the compiled crates between notebooks and runs.
+config="$(mktemp -d)"
+trap 'rm -rf "$config" ${tmp_out:-}' EXIT
+echo ":cache ${EVCXR_CACHE_MIB:-4000}" > "$config/init.evcxr"
+export EVCXR_CONFIG_DIR="$config"
 for nb in "$@"; do
     echo "executing $nb"
     start=$SECONDS
