@@ -32,6 +32,11 @@ test: test-rust check-traces test-gymnasium test-notebooks
 test-rust:
     cargo test --workspace
 
+# A small grid through a real single-node Slurm (scripts/slurm-local.sh installs and starts
+# it as root the first time, Debian's slurm-wlm and munge): its tables must equal a local run's.
+test-cluster:
+    scripts/test-cluster.sh
+
 # Replay the committed Gymnasium traces through our environments.
 check-traces:
     cargo run -q -p policy-param-cli -- env check-trace tests/data/traces/*.csv

@@ -1,8 +1,11 @@
-//! `policy-param grid ...`: run experiment grids, one cell, list cells, gather tables.
+//! `policy-param grid ...`: run experiment grids, one cell, list cells, gather tables,
+//! submit a grid to a Slurm cluster and follow it.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
+use policy_param_harness::slurm::{self, SlurmOptions, SubmitPaths, Submitted};
 use policy_param_harness::{gather, record_run, run_cell, run_grid, Grid, Outcome, RunOptions};
 
 use crate::Verdict;
@@ -55,13 +58,68 @@ pub enum GridCommand {
         #[arg(long, default_value = "results")]
         out: PathBuf,
     },
-    /// Write tables and figures from the shards already in OUT.
+    /// Write tables and figures from the shards already in OUT (after a cluster run:
+    /// the same tables and figures as a local run).
+    #[command(visible_alias = "collect")]
     Gather {
         #[arg(required = true, value_name = "FILE.toml")]
         files: Vec<PathBuf>,
         #[arg(long, default_value = "results")]
         out: PathBuf,
     },
+    /// Submit the grid's unfinished cells to a cluster scheduler as one job array (one
+    /// task per cell, running `grid cell --index <task id>`), and print the job id.
+    /// Cells already finished, or queued or running in an earlier job, are not
+    /// submitted again. Shards go to OUT as in a local run.
+    Submit {
+        #[arg(value_name = "FILE.toml")]
+        file: PathBuf,
+        /// The scheduler.
+        #[arg(long, value_enum)]
+        scheduler: Scheduler,
+        /// Slurm partition (default: the cluster's default).
+        #[arg(long)]
+        partition: Option<String>,
+        /// Time limit per cell, as sbatch takes it (30, 2:00:00, 1-0).
+        #[arg(long)]
+        time: Option<String>,
+        /// CPUs per cell: the cell's thread pool (results do not depend on it).
+        #[arg(long, default_value_t = 1)]
+        cpus_per_task: usize,
+        /// Memory per cell, as sbatch takes it (4G).
+        #[arg(long)]
+        mem: Option<String>,
+        /// A further sbatch option for the script (repeatable): --sbatch-option=--account=abc.
+        #[arg(long, value_name = "OPTION", allow_hyphen_values = true)]
+        sbatch_option: Vec<String>,
+        /// Print the script, submit nothing, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output directory: on a file system the compute nodes share.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// Where each cell stands: finished (a shard in OUT), queued, running, failed (with
+    /// its log) or missing, from the shards and from squeue, sacct and the task markers
+    /// when there are jobs. Exit 0 when every cell is finished, 1 otherwise.
+    Status {
+        #[arg(value_name = "FILE.toml")]
+        file: PathBuf,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Wait until no cell is queued or running and the grid's jobs have left the
+        /// queue (asks squeue every --poll seconds).
+        #[arg(long)]
+        wait: bool,
+        /// Seconds between two looks with --wait.
+        #[arg(long, default_value_t = 10.0)]
+        poll: f64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Scheduler {
+    Slurm,
 }
 
 pub fn run(command: GridCommand) -> anyhow::Result<Verdict> {
@@ -165,6 +223,113 @@ pub fn run(command: GridCommand) -> anyhow::Result<Verdict> {
                 print_gather(&grid, &out)?;
             }
             Ok(Verdict::Pass)
+        }
+        GridCommand::Submit {
+            file,
+            scheduler: Scheduler::Slurm,
+            partition,
+            time,
+            cpus_per_task,
+            mem,
+            sbatch_option,
+            dry_run,
+            out,
+        } => {
+            let grid = Grid::load(&file)?;
+            let options = SlurmOptions {
+                partition,
+                time,
+                cpus_per_task,
+                mem,
+                extra: sbatch_option,
+            };
+            let paths = SubmitPaths {
+                out,
+                binary: std::env::current_exe()
+                    .map_err(|e| anyhow::anyhow!("cannot find this program's path: {e}"))?,
+                workdir: std::env::current_dir()
+                    .map_err(|e| anyhow::anyhow!("cannot read the working directory: {e}"))?,
+            };
+            match slurm::submit(&grid, &paths, &options, dry_run)? {
+                Submitted::DryRun { script, indices } => {
+                    eprintln!(
+                        "{}: would submit {} of {} cells ({}); not submitted (--dry-run)",
+                        grid.name,
+                        indices.len(),
+                        grid.cells.len(),
+                        slurm::array_spec(&indices)
+                    );
+                    print!("{script}");
+                }
+                Submitted::Nothing {
+                    finished,
+                    in_flight,
+                    cells,
+                } => {
+                    if in_flight == 0 {
+                        eprintln!(
+                            "{}: all {cells} cells are finished: nothing to submit",
+                            grid.name
+                        );
+                    } else {
+                        eprintln!(
+                            "{}: nothing to submit: {finished} of {cells} cells finished, the other {in_flight} queued or running (`grid status`)",
+                            grid.name
+                        );
+                    }
+                }
+                Submitted::Job {
+                    job_id,
+                    indices,
+                    script,
+                    logs,
+                } => {
+                    eprintln!(
+                        "{}: submitted job {job_id}: {} of {} cells ({}), {cpus_per_task} CPUs each; script {}; logs in {}",
+                        grid.name,
+                        indices.len(),
+                        grid.cells.len(),
+                        slurm::array_spec(&indices),
+                        script.display(),
+                        logs.display()
+                    );
+                    println!("{job_id}");
+                }
+            }
+            Ok(Verdict::Pass)
+        }
+        GridCommand::Status {
+            file,
+            out,
+            wait,
+            poll,
+        } => {
+            let grid = Grid::load(&file)?;
+            if !(poll.is_finite() && poll > 0.0) {
+                anyhow::bail!("--poll must be a positive number of seconds, got {poll}");
+            }
+            let mut status = slurm::status(&grid, &out)?;
+            if wait {
+                if !slurm::on_path("squeue") {
+                    anyhow::bail!("--wait asks squeue, which is not on PATH");
+                }
+                let mut last = String::new();
+                while status.busy() {
+                    let line = status.summary();
+                    if line != last {
+                        eprintln!("{line}");
+                        last = line;
+                    }
+                    std::thread::sleep(Duration::from_secs_f64(poll));
+                    status = slurm::status(&grid, &out)?;
+                }
+            }
+            print!("{}", status.render(&grid));
+            Ok(if status.all_finished() {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            })
         }
     }
 }

@@ -13,6 +13,7 @@
 //! | learning curves with confidence bands, heatmaps (plotly HTML) | [`figures`] |
 //! | two result sets compared cell by cell | [`compare`] |
 //! | crate versions, commit, machine, threads, time per grid | [`manifest`] |
+//! | a grid as a Slurm job array; where its cells stand (`grid submit`, `grid status`) | [`slurm`] |
 //!
 //! The command line (`policy-param grid ...`, `policy-param compare ...`) is in `cli/`.
 
@@ -26,6 +27,7 @@ pub mod manifest;
 pub mod progress;
 pub mod runner;
 pub mod shard;
+pub mod slurm;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
