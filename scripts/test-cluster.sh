@@ -30,7 +30,9 @@ if ! scripts/slurm-local.sh status >/dev/null 2>&1; then
 fi
 t_slurm=$((SECONDS - t0))
 
+t1=$SECONDS
 cargo build -q -p policy-param-cli
+t_build=$((SECONDS - t1))
 target="${CARGO_TARGET_DIR:-target}"
 bin="$(cd "$target" && pwd)/debug/policy-param"
 [ -x "$bin" ] || fail "no binary at $bin"
@@ -115,4 +117,4 @@ for table in (f"{name}.csv", f"{name}_summary.csv"):
         sys.exit(f"{table}: {len(a)} rows locally, {len(b)} on the cluster, or rows differ")
     print(f"test-cluster: {table}: {len(a)} rows equal (timing metrics aside)", file=sys.stderr)
 PY
-step "passed in $((SECONDS - t0)) s (Slurm ready after ${t_slurm} s)"
+step "passed in $((SECONDS - t0)) s: Slurm ready in ${t_slurm} s, build ${t_build} s, test $((SECONDS - t0 - t_slurm - t_build)) s"
