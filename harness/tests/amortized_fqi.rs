@@ -260,5 +260,8 @@ fn pendulum_cells_match_the_reference_and_do_not_depend_on_threads() {
         let rule = once(shard, "final_rule_return");
         assert!(rule.is_finite() && rule < 0.0, "{rule}");
         assert!(once(shard, "rule_fit_seconds") > 0.0);
+        if cfg!(unix) {
+            assert!(once(shard, "run_cpu_seconds") > 0.0);
+        }
     }
 }

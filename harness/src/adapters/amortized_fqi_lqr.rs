@@ -31,8 +31,10 @@
 //!
 //! Once (step 0): `iterations`, `final_gain_error`, `final_rule_gain_error` (amortized),
 //! `solver_calls_total`, and timings of the iterations (evaluation excluded): `run_seconds`
-//! (all iterations), `target_seconds` (step 3.3: solves and rule actions), `solve_seconds`
-//! (inside `maximize`), `q_fit_seconds`, `rule_fit_seconds` (amortized).
+//! (wall time of all iterations), `run_cpu_seconds` (the CPU time they took on the cell's
+//! thread, which other jobs on the machine do not inflate; all of the cell's work with the
+//! default one thread per cell), `target_seconds` (step 3.3: solves and rule actions),
+//! `solve_seconds` (inside `maximize`), `q_fit_seconds`, `rule_fit_seconds` (amortized).
 
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
@@ -48,7 +50,7 @@ use policy_param::qfunction::linear::{LinearQ, QuadraticFeatures};
 use policy_param::rng::RunSeed;
 
 use super::fqi_lqr::{greedy_gain_and_p, relative, LqrMaximizer};
-use super::{at_least, fraction, positive, FqiMethod, LqrSystemName, Window};
+use super::{at_least, fraction, positive, thread_cpu_seconds, FqiMethod, LqrSystemName, Window};
 use crate::error::{CellError, Invalid};
 use crate::experiment::{CellContext, Experiment};
 
@@ -209,11 +211,34 @@ pub(crate) struct Timings {
     pub solve: f64,
     pub q_fit: f64,
     pub rule_fit: f64,
+    /// CPU time of the cell's thread inside the iterations (`None`: no such clock).
+    pub cpu: Option<f64>,
 }
 
 impl Timings {
+    pub(crate) fn new() -> Self {
+        Timings {
+            cpu: thread_cpu_seconds().map(|_| 0.0),
+            ..Timings::default()
+        }
+    }
+
+    /// Run one iteration `step`, adding the CPU time it takes to `cpu`.
+    pub(crate) fn cpu_of<T>(&mut self, step: impl FnOnce() -> T) -> T {
+        let start = thread_cpu_seconds();
+        let out = step();
+        self.cpu = match (self.cpu, start, thread_cpu_seconds()) {
+            (Some(sum), Some(start), Some(end)) => Some(sum + (end - start)),
+            _ => None,
+        };
+        out
+    }
+
     pub(crate) fn record(&self, ctx: &mut CellContext, with_rule: bool) {
         ctx.record(0, "run_seconds", self.run);
+        if let Some(cpu) = self.cpu {
+            ctx.record(0, "run_cpu_seconds", cpu);
+        }
         ctx.record(0, "target_seconds", self.target);
         ctx.record(0, "solve_seconds", self.solve);
         ctx.record(0, "q_fit_seconds", self.q_fit);
@@ -246,7 +271,7 @@ fn run_method<M: Maximizer>(
         Ok(relative(&gain, &setup.gain))
     };
     let tolerance = library_tolerance(c.tolerance);
-    let mut timings = Timings::default();
+    let mut timings = Timings::new();
     let mut calls = 0usize;
     ctx.set_total(c.iterations as u64);
     match c.method {
@@ -260,7 +285,7 @@ fn run_method<M: Maximizer>(
             };
             let mut fqi = FittedQIteration::new(&params, q, maximizer, fit, setup.data)?;
             loop {
-                let report = fqi.step()?;
+                let report = timings.cpu_of(|| fqi.step())?;
                 let step = fqi.iteration();
                 calls += report.maximize_calls;
                 timings.run += report.wall_time.as_secs_f64();
@@ -305,7 +330,7 @@ fn run_method<M: Maximizer>(
             let mut fqi = AmortizedFqi::new(&params, q, maximizer, fit, rule, setup.data)?;
             let rule_gain_error = |rule: &LinearPolicy| relative(&(-rule.weights()), &setup.gain);
             loop {
-                let report = fqi.step()?;
+                let report = timings.cpu_of(|| fqi.step())?;
                 let step = fqi.iteration();
                 calls += report.solver_calls;
                 timings.run += report.wall_time.as_secs_f64();

@@ -23,7 +23,8 @@
 //!
 //! Once (step 0): `final_rule_return`, `final_greedy_return`, `iterations`,
 //! `solver_calls_total`, and timings of the iterations (evaluations excluded):
-//! `run_seconds`, `target_seconds`, `solve_seconds`, `q_fit_seconds`, `rule_fit_seconds`.
+//! `run_seconds`, `run_cpu_seconds`, `target_seconds`, `solve_seconds`, `q_fit_seconds`,
+//! `rule_fit_seconds` (as in `amortized_fqi_lqr`).
 //!
 //! A fit loss above `max_loss`, or a non-finite one, is divergence.
 
@@ -183,7 +184,7 @@ impl Experiment for AmortizedFqiPendulum {
             max_steps: 200,
         };
         let tolerance = library_tolerance(c.tolerance);
-        let mut timings = Timings::default();
+        let mut timings = Timings::new();
         let mut calls = 0usize;
         ctx.set_total(c.iterations as u64);
         let diverged = |loss: f64, step: usize| -> Result<(), CellError> {
@@ -208,7 +209,7 @@ impl Experiment for AmortizedFqiPendulum {
                 };
                 let mut fqi = FittedQIteration::new(&params, q, maximizer, fit, data)?;
                 loop {
-                    let report = fqi.step()?;
+                    let report = timings.cpu_of(|| fqi.step())?;
                     let step = fqi.iteration();
                     calls += report.maximize_calls;
                     timings.run += report.wall_time.as_secs_f64();
@@ -267,7 +268,7 @@ impl Experiment for AmortizedFqiPendulum {
                 let mut fqi = AmortizedFqi::new(&params, q, maximizer, fit, rule, data)?;
                 let make_env = || Ok(Box::new(Pendulum::new()) as Box<dyn Env>);
                 loop {
-                    let report = fqi.step()?;
+                    let report = timings.cpu_of(|| fqi.step())?;
                     let step = fqi.iteration();
                     calls += report.solver_calls;
                     timings.run += report.wall_time.as_secs_f64();

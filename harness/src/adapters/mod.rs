@@ -156,3 +156,25 @@ pub(crate) fn fraction(key: &str, value: f64) -> Result<(), Invalid> {
         Err(Invalid::new(key, format!("{value} is not in [0, 1]")))
     }
 }
+
+/// CPU time consumed so far by the calling thread, in seconds (`CLOCK_THREAD_CPUTIME_ID`);
+/// `None` where that clock is not available. A cell runs inside a rayon pool of one
+/// thread by default, so the thread that runs the adapter does all of the cell's work and
+/// differences of this clock measure it, undisturbed by other jobs that share the cores
+/// (unlike wall time). With more threads per cell it sees the calling thread's share only.
+#[cfg(unix)]
+pub(crate) fn thread_cpu_seconds() -> Option<f64> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` only writes the `timespec` it is given, which lives here.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    (rc == 0).then_some(now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9)
+}
+
+/// CPU time of the calling thread: not available on this platform.
+#[cfg(not(unix))]
+pub(crate) fn thread_cpu_seconds() -> Option<f64> {
+    None
+}
