@@ -182,6 +182,8 @@ pub static REGISTRY: &[&dyn Adapter] = &[
     &Registered::<adapters::fqi_pendulum::FqiPendulum>::NEW,
     &Registered::<adapters::allocation_milp::AllocationMilp>::NEW,
     &Registered::<adapters::ddpg_pendulum::DdpgPendulum>::NEW,
+    &Registered::<adapters::amortized_fqi_lqr::AmortizedFqiLqr>::NEW,
+    &Registered::<adapters::amortized_fqi_pendulum::AmortizedFqiPendulum>::NEW,
 ];
 
 /// The adapter for `algorithm` on `environment`, or an error listing what is known.

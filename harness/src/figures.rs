@@ -3,7 +3,8 @@
 //!
 //! - A metric recorded at several steps: learning curves, the mean across seeds of each
 //!   setting with its 95% confidence band; and, when the experiment sweeps exactly two
-//!   keys, a heatmap of the mean at each setting's last step.
+//!   keys, a heatmap of the mean at each setting's last step (colours by log₁₀ when the
+//!   means are positive and span more than two decades).
 //! - A metric recorded once per cell: against the swept key with 95% error bars when one
 //!   key is swept; when two are, a heatmap, and lines against the numeric key (one per
 //!   value of the other); a bar per setting otherwise. Timing metrics measured once per
@@ -434,8 +435,16 @@ fn per_setting(experiment: &str, metric: &str, rows: &[&SummaryRow]) -> Plot {
     plot
 }
 
-/// Mean over seeds on the grid of the two swept keys' values.
+/// Mean over seeds on the grid of the two swept keys' values. Colours follow log₁₀ of
+/// the mean when every mean is positive and they span more than two decades (errors
+/// from 1e-9 to 1 would otherwise all look alike but the largest); the title says so.
 fn heatmap(title: &str, keys: &[String], rows: &[&SummaryRow]) -> Plot {
+    let log = matches!(axis_type(rows.iter().map(|r| r.mean)), AxisType::Log);
+    let title = if log {
+        format!("{title}, colour: log10")
+    } else {
+        title.to_string()
+    };
     let label = |r: &SummaryRow, k: &str| r.sweep.get(k).map(display_value).unwrap_or_default();
     let mut xs: Vec<String> = Vec::new();
     let mut ys: Vec<String> = Vec::new();
@@ -453,14 +462,15 @@ fn heatmap(title: &str, keys: &[String], rows: &[&SummaryRow]) -> Plot {
         let xi = xs.iter().position(|x| *x == label(r, &keys[0]));
         let yi = ys.iter().position(|y| *y == label(r, &keys[1]));
         if let (Some(xi), Some(yi)) = (xi, yi) {
-            z[yi][xi] = r.mean.is_finite().then_some(r.mean);
+            let value = if log { r.mean.log10() } else { r.mean };
+            z[yi][xi] = value.is_finite().then_some(value);
         }
     }
     let mut plot = Plot::new();
     plot.add_trace(HeatMap::new(xs, ys, z));
     plot.set_layout(
         Layout::new()
-            .title(Title::with_text(title))
+            .title(Title::with_text(&title))
             .x_axis(
                 Axis::new()
                     .title(Title::with_text(&keys[0]))

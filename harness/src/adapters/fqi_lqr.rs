@@ -208,13 +208,13 @@ fn iterate<M: Maximizer>(
     }
 }
 
-fn relative(a: &DMatrix<f64>, b: &DMatrix<f64>) -> f64 {
+pub(crate) fn relative(a: &DMatrix<f64>, b: &DMatrix<f64>) -> f64 {
     (a - b).norm() / b.norm()
 }
 
 /// K = H_aa⁻¹ H_as and P = H_ss − H_sa H_aa⁻¹ H_as of q = −zᵀHz + lᵀz + c. A fitted q that
 /// is not strictly concave in the action has no greedy gain: divergence.
-fn greedy_gain_and_p(
+pub(crate) fn greedy_gain_and_p(
     q: &LinearQ<QuadraticFeatures>,
     n: usize,
 ) -> Result<(DMatrix<f64>, DMatrix<f64>), CellError> {
