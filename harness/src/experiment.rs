@@ -182,6 +182,7 @@ pub static REGISTRY: &[&dyn Adapter] = &[
     &Registered::<adapters::fqi_pendulum::FqiPendulum>::NEW,
     &Registered::<adapters::allocation_milp::AllocationMilp>::NEW,
     &Registered::<adapters::ddpg_pendulum::DdpgPendulum>::NEW,
+    &Registered::<adapters::sac_pendulum::SacPendulum>::NEW,
 ];
 
 /// The adapter for `algorithm` on `environment`, or an error listing what is known.
