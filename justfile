@@ -5,6 +5,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 venv_gym := ".venv-gym"
 venv_jupyter := ".venv-jupyter"
+venv_peers := ".venv-peers"
 
 # List the recipes.
 default:
@@ -74,6 +75,18 @@ test-notebooks: kernel
 # Criterion benchmarks (release).
 bench:
     cargo bench
+
+# Needs a quiet machine: about 30 minutes; the first time also installs torch and jax (several
+# GB). Options: scripts/bench_peers.py --help (--steps, --repeats, --algos, --threads, --json).
+# Side by side with Stable-Baselines3 and sbx: SAC and DDPG on Pendulum-v1, steps/s, 1 and 2 threads.
+bench-peers *args: peers-venv
+    cargo build --release --example peer_speed
+    {{venv_peers}}/bin/python scripts/bench_peers.py {{args}}
+
+# Python venv with Stable-Baselines3, sbx and Gymnasium, pinned (peers for bench-peers).
+peers-venv:
+    [ -x {{venv_peers}}/bin/python ] || python3 -m venv {{venv_peers}}
+    {{venv_peers}}/bin/pip install -q --disable-pip-version-check -r scripts/requirements-peers.txt
 
 # Format and lint.
 lint:

@@ -184,6 +184,7 @@ pub static REGISTRY: &[&dyn Adapter] = &[
     &Registered::<adapters::ddpg_pendulum::DdpgPendulum>::NEW,
     &Registered::<adapters::amortized_fqi_lqr::AmortizedFqiLqr>::NEW,
     &Registered::<adapters::amortized_fqi_pendulum::AmortizedFqiPendulum>::NEW,
+    &Registered::<adapters::sac_pendulum::SacPendulum>::NEW,
 ];
 
 /// The adapter for `algorithm` on `environment`, or an error listing what is known.
