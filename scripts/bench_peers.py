@@ -21,7 +21,8 @@ Our achieved GFLOP/s is the median steps/s times the floating-point operations o
 update counted from the layer sizes (the matrix products of every forward and backward
 pass the update needs; Adam, activations and the acting step left out), as a fraction of
 the single-core float32 GEMM ceiling measured here (numpy/OpenBLAS 256x256x256, pinned to
-core 0; for two threads, twice that).
+core 0; for two threads, twice that): with OpenBLAS's best kernel for the processor (AVX-512
+where there is one), and with its AVX2 kernel, the instruction set of our own GEMM.
 
 Peer processes are this script run with --worker. The machine should be quiet: the load
 average is printed before and after; PyTorch with 2 threads collapses when the other core
@@ -277,11 +278,16 @@ def _number(text: str):
     return text
 
 
-def sgemm_ceiling(size: int) -> dict:
+def sgemm_ceiling(size: int, coretype: str | None = None) -> dict:
+    """numpy/OpenBLAS float32 GEMM pinned to core 0: with OpenBLAS's own choice of kernel
+    (`coretype` None: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which some machines set and
+    which slow a current OpenBLAS, are removed for this command only), or with a named one
+    (`Haswell`: the AVX2 kernel, the instruction set our own GEMM uses)."""
     env = thread_env(1)
-    # These slow a current OpenBLAS; measure the ceiling without them (this command only).
     env.pop("OPENBLAS_CORETYPE", None)
     env.pop("OPENBLAS_L2_SIZE", None)
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
     command = pinned(1, [sys.executable, __file__, "--sgemm-worker", str(size)])
     return run_line(command, env, "sgemm_json ")
 
@@ -390,8 +396,10 @@ def main() -> None:
         flush=True,
     )
     ceiling = sgemm_ceiling(args.sgemm_size)
-    blas = ", ".join(f"{d.get('internal_api')} {d.get('version')} {d.get('architecture')}" for d in ceiling["blas"])
-    print(f"# single-core float32 GEMM {args.sgemm_size}³ (numpy; {blas or 'BLAS unknown'}): {ceiling['gflops']:.1f} GFLOP/s", flush=True)
+    avx2 = sgemm_ceiling(args.sgemm_size, "Haswell")
+    for name, c in (("best kernel", ceiling), ("AVX2 kernel", avx2)):
+        blas = ", ".join(f"{d.get('internal_api')} {d.get('version')} {d.get('architecture')}" for d in c["blas"])
+        print(f"# single-core float32 GEMM {args.sgemm_size}³, {name} (numpy; {blas or 'BLAS unknown'}): {c['gflops']:.1f} GFLOP/s", flush=True)
 
     results: dict[tuple[str, int, str], list[float]] = {}
     for algo in algos:
@@ -404,8 +412,8 @@ def main() -> None:
                     print(f"#   {algo} threads={threads} repeat={repeat} {impl}: {sps:.1f} steps/s", flush=True)
 
     print()
-    print("| algorithm | threads | ours | SB3 | sbx | ours / SB3 | ours / sbx | ours GFLOP/s | of threads × ceiling |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| algorithm | threads | ours | SB3 | sbx | ours / SB3 | ours / sbx | ours GFLOP/s | of threads × ceiling | of threads × AVX2 ceiling |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for algo in algos:
         flops = update_flops(algo)
@@ -413,6 +421,7 @@ def main() -> None:
             med = {impl: statistics.median(results[(algo, threads, impl)]) for impl in IMPLS}
             gflops = med["ours"] * flops / 1e9
             fraction = gflops / (threads * ceiling["gflops"])
+            fraction_avx2 = gflops / (threads * avx2["gflops"])
             rows.append(
                 {
                     "algo": algo,
@@ -422,16 +431,18 @@ def main() -> None:
                     "update_gflop": flops / 1e9,
                     "ours_gflops": gflops,
                     "fraction_of_ceiling": fraction,
+                    "fraction_of_avx2_ceiling": fraction_avx2,
                 }
             )
             print(
                 f"| {algo.upper()} | {threads} | {med['ours']:.0f} | {med['sb3']:.0f} | {med['sbx']:.0f} "
                 f"| {med['ours'] / med['sb3']:.2f}× | {med['ours'] / med['sbx']:.2f}× "
-                f"| {gflops:.1f} ({flops / 1e9:.3f} GFLOP/update) | {fraction:.0%} |"
+                f"| {gflops:.1f} ({flops / 1e9:.3f} GFLOP/update) | {fraction:.0%} | {fraction_avx2:.0%} |"
             )
     print()
     print(
-        f"# medians of {args.repeats} env steps/s (each with one update); ceiling {ceiling['gflops']:.1f} GFLOP/s per core; "
+        f"# medians of {args.repeats} env steps/s (each with one update); ceiling {ceiling['gflops']:.1f} GFLOP/s per core "
+        f"(AVX2 kernel {avx2['gflops']:.1f}); "
         f"load average after: {load_average()}; {time.time() - started:.0f} s in all"
     )
     if args.json:
@@ -444,6 +455,7 @@ def main() -> None:
                     "warmup": args.warmup,
                     "repeats": args.repeats,
                     "sgemm": ceiling,
+                    "sgemm_avx2": avx2,
                     "rows": rows,
                 },
                 indent=2,
