@@ -6,17 +6,23 @@
 //!
 //! The structure is Goto/BLIS's, fitted to the products of a network layer:
 //! * a register-tile kernel accumulates an `MR×NR` block of `C` in fixed-size arrays
-//!   that the compiler keeps in vector registers (6×16 in f32: 12 AVX2 registers);
+//!   that the compiler keeps in vector registers (in f32, 6×16 in 12 AVX2 registers, or
+//!   12×32 in 24 AVX-512 registers);
 //! * `B` is packed in `KC×NC` blocks of contiguous `NR`-wide panels, so a panel stays in
 //!   L1 while the rows of `A` pass by; with few rows of `A` to reuse it, it is read in
 //!   place instead;
 //! * a plain (row-major) `A` is read in place, its `MR` rows side by side; a transposed
 //!   `A` is packed into `MR`-interleaved panels (a contiguous copy per depth step);
-//! * products with a dimension of one, or a depth of at most [`SHALLOW`] (a first layer on
-//!   a low-dimensional state), skip tiling for dot, axpy and row-combination loops.
+//! * products with a dimension of one, a depth of at most [`SHALLOW`] (a first layer on
+//!   a low-dimensional state, or backpropagation through an output layer) or a few
+//!   columns and a transposed `A` (an output layer's weight gradient) skip tiling for dot,
+//!   axpy and row-combination loops; except for dimensions of one, they round exactly as
+//!   the tiled kernel does.
 //!
-//! The whole routine is compiled twice, for the baseline target and with AVX2+FMA
-//! enabled, and the build matching the CPU is chosen at run time.
+//! The whole routine is compiled three times, for the baseline target, with AVX2+FMA and
+//! with AVX-512, and the build matching the CPU is chosen at run time. The AVX2 and
+//! AVX-512 builds give the same bits: tile sizes change which elements are computed
+//! together, never the order of any element's multiply-adds.
 
 use super::gemm::{Dims, Problem};
 use super::scalar::Scalar;
@@ -31,6 +37,9 @@ const NC: usize = 1024;
 const CACHE_LINE: usize = 64;
 /// Depths up to which a plain `B` is combined row by row instead of tiled.
 const SHALLOW: usize = 8;
+/// Columns of C up to which a product with a transposed A skips tiling (a weight gradient
+/// of a layer with a few outputs): a register tile would be mostly padding.
+const FEW_COLUMNS: usize = 4;
 /// Rows of A up to which a plain B is read in place rather than packed.
 const FEW_ROWS: usize = 16;
 /// Bytes of a packed B block small enough to stay in L1 (half of a 32 KiB L1).
@@ -42,8 +51,25 @@ const SCRATCH_LEN: usize = MC * KC + KC * NC;
 /// when the whole crate is compiled for an FMA target).
 const BASELINE_FMA: bool = cfg!(target_feature = "fma");
 
-/// `C ← α·op(A)·op(B) + β·C` for tile sizes `MR×NR`, dispatched on the CPU's features.
-pub(super) fn gemm<T: Scalar, const MR: usize, const NR: usize>(problem: Problem<'_, T>) {
+/// `C ← α·op(A)·op(B) + β·C`, dispatched on the CPU's features: tile sizes `MR×NR` for
+/// AVX2+FMA and the baseline, `MR512×NR512` for AVX-512. Every tile size gives the same
+/// bits: each element of `C` sums its depth in the same order, one fused multiply-add at a
+/// time, whatever tile it falls in (`tests/gemm_threads.rs` checks the builds agree).
+pub(super) fn gemm<
+    T: Scalar,
+    const MR: usize,
+    const NR: usize,
+    const MR512: usize,
+    const NR512: usize,
+>(
+    problem: Problem<'_, T>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx512() {
+        // SAFETY: the CPU supports the features the function is compiled with.
+        unsafe { gemm_avx512::<T, MR512, NR512>(problem) };
+        return;
+    }
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports the features the function is compiled with.
@@ -53,15 +79,77 @@ pub(super) fn gemm<T: Scalar, const MR: usize, const NR: usize>(problem: Problem
     gemm_body::<T, MR, NR, BASELINE_FMA>(problem)
 }
 
-/// The baseline build, whatever the CPU: lets tests on an AVX2 machine check it too.
+/// Whether the AVX-512 build runs: the CPU has AVX-512F (and FMA), and the environment
+/// variable `POLICY_PARAM_NO_AVX512` is unset (to compare the two builds on one machine).
+#[cfg(target_arch = "x86_64")]
+fn use_avx512() -> bool {
+    use std::sync::OnceLock;
+    static USE: OnceLock<bool> = OnceLock::new();
+    *USE.get_or_init(|| {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("fma")
+            && std::env::var_os("POLICY_PARAM_NO_AVX512").is_none()
+    })
+}
+
+/// One build chosen explicitly, so that tests can compare them on one machine: `None`
+/// when this CPU cannot run it.
 #[cfg(test)]
-pub(super) fn gemm_baseline<T: Scalar, const MR: usize, const NR: usize>(problem: Problem<'_, T>) {
-    gemm_body::<T, MR, NR, BASELINE_FMA>(problem)
+pub(super) fn gemm_build<
+    T: Scalar,
+    const MR: usize,
+    const NR: usize,
+    const MR512: usize,
+    const NR512: usize,
+>(
+    build: Build,
+    problem: Problem<'_, T>,
+) -> Option<()> {
+    match build {
+        Build::Baseline => gemm_body::<T, MR, NR, BASELINE_FMA>(problem),
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        Build::Avx2 => {
+            if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+                return None;
+            }
+            // SAFETY: checked just above.
+            unsafe { gemm_avx2_fma::<T, MR, NR>(problem) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Build::Avx512 => {
+            if !(std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma")) {
+                return None;
+            }
+            // SAFETY: checked just above.
+            unsafe { gemm_avx512::<T, MR512, NR512>(problem) }
+        }
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    }
+    Some(())
+}
+
+/// The builds of the packed GEMM.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Build {
+    /// Compiled for the crate's target, whatever the CPU.
+    Baseline,
+    /// AVX2 and FMA.
+    Avx2,
+    /// AVX-512F and FMA.
+    Avx512,
 }
 
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_avx2_fma<T: Scalar, const MR: usize, const NR: usize>(problem: Problem<'_, T>) {
+    gemm_body::<T, MR, NR, true>(problem)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn gemm_avx512<T: Scalar, const MR: usize, const NR: usize>(problem: Problem<'_, T>) {
     gemm_body::<T, MR, NR, true>(problem)
 }
 
@@ -91,6 +179,10 @@ fn gemm_body<T: Scalar, const MR: usize, const NR: usize, const FMA: bool>(p: Pr
         outer_product(p);
     } else if k <= SHALLOW && p.b_col == 1 {
         shallow_product::<T, FMA>(p);
+    } else if k <= SHALLOW {
+        shallow_transposed_b::<T, FMA>(p);
+    } else if n <= FEW_COLUMNS && p.a_row == 1 {
+        few_columns_transposed_a::<T, FMA>(p);
     } else {
         let mut scratch = T::take_scratch();
         // Room to start the packed blocks on a cache line, so that no vector load of a
@@ -422,9 +514,11 @@ fn accumulate<
     for d in 0..depth {
         // SAFETY: `d < depth`, the depth of both operands.
         let b_row = unsafe { b.row(d) };
-        for (i, acc_row) in acc.iter_mut().enumerate() {
-            // SAFETY: as above, and `i < MR` (the accumulator has MR rows).
-            let a_i = unsafe { a.at(d, i) };
+        // The depth step's MR values of A, read before use: indexed inside the loop below,
+        // the AVX-512 build vectorizes across rows with gathers and scatters (40× slower).
+        // SAFETY: as above, and `i < MR`.
+        let a_col: [T; MR] = std::array::from_fn(|i| unsafe { a.at(d, i) });
+        for (acc_row, &a_i) in acc.iter_mut().zip(&a_col) {
             for (acc, &b_j) in acc_row.iter_mut().zip(b_row) {
                 *acc = madd::<T, FMA>(a_i, b_j, *acc);
             }
@@ -695,6 +789,112 @@ fn shallow_product<T: Scalar, const FMA: bool>(p: Problem<'_, T>) {
     }
 }
 
+/// `C ← β·C + α·op(A)·op(B)` with a shallow depth and a transposed `B` (backpropagating
+/// through an output layer of a few units, `δ·Wᵀ`): `op(B)` is copied to plain rows, then
+/// each row of `C` is accumulated a vector's width at a time. The rounding is the tiled
+/// kernel's (`α` applied once to each sum), so the result does not depend on the path.
+#[inline(always)]
+fn shallow_transposed_b<T: Scalar, const FMA: bool>(p: Problem<'_, T>) {
+    const LANES: usize = 16;
+    let Dims { n, k, .. } = p.dims;
+    let mut scratch = T::take_scratch();
+    if scratch.len() < k * n {
+        scratch.resize(SCRATCH_LEN.max(k * n), T::ZERO);
+    }
+    let b_rows = &mut scratch[..k * n];
+    for (depth, row) in b_rows.chunks_exact_mut(n).enumerate() {
+        for (j, b) in row.iter_mut().enumerate() {
+            *b = p.b[depth * p.b_row + j * p.b_col];
+        }
+    }
+    let beta = Some(p.beta);
+    // Only α and β matter to the stores.
+    let tile = Tile {
+        origin: (0, 0),
+        rows: 0,
+        cols: 0,
+        alpha: p.alpha,
+        beta,
+    };
+    for (i, c_row) in p.c.chunks_exact_mut(n).enumerate() {
+        let a_row: [T; SHALLOW] = std::array::from_fn(|depth| {
+            if depth < k {
+                p.a[i * p.a_row + depth * p.a_col]
+            } else {
+                T::ZERO
+            }
+        });
+        let mut chunks = c_row.chunks_exact_mut(LANES);
+        for (chunk, c) in chunks.by_ref().enumerate() {
+            let mut acc = [T::ZERO; LANES];
+            for (depth, &a) in a_row[..k].iter().enumerate() {
+                let b: &[T; LANES] = b_rows[depth * n + chunk * LANES..][..LANES]
+                    .try_into()
+                    .expect("sliced to LANES");
+                for l in 0..LANES {
+                    acc[l] = madd::<T, FMA>(a, b[l], acc[l]);
+                }
+            }
+            let c: &mut [T; LANES] = c.try_into().expect("chunks_exact yields LANES");
+            store_full_row(c, &acc, tile);
+        }
+        let done = n - n % LANES;
+        for (j, c) in chunks.into_remainder().iter_mut().enumerate() {
+            let sum = a_row[..k]
+                .iter()
+                .enumerate()
+                .fold(T::ZERO, |sum, (depth, &a)| {
+                    madd::<T, FMA>(a, b_rows[depth * n + done + j], sum)
+                });
+            *c = combine(*c, sum, p.alpha, beta);
+        }
+    }
+    T::restore_scratch(scratch);
+}
+
+/// `2 ≤ n ≤ FEW_COLUMNS` with a transposed `A` (`Xᵀ·δ` for an output layer of a few
+/// units): a vector holds consecutive rows of `C`, whose values of `op(A)` at one depth
+/// step are contiguous in memory. Depth blocks and rounding are the tiled kernel's.
+#[inline(always)]
+fn few_columns_transposed_a<T: Scalar, const FMA: bool>(p: Problem<'_, T>) {
+    const LANES: usize = 16;
+    let Dims { m, n, k } = p.dims;
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        let beta = if pc == 0 { Some(p.beta) } else { None };
+        for i0 in (0..m).step_by(LANES) {
+            let rows = LANES.min(m - i0);
+            let mut acc = [[T::ZERO; LANES]; FEW_COLUMNS];
+            for depth in pc..pc + kc {
+                let mut a = [T::ZERO; LANES];
+                copy_padded::<T, LANES>(&p.a[depth * p.a_col + i0..], rows, &mut a);
+                for (j, acc) in acc.iter_mut().enumerate().take(n) {
+                    let b = p.b[depth * p.b_row + j * p.b_col];
+                    for l in 0..LANES {
+                        acc[l] = madd::<T, FMA>(a[l], b, acc[l]);
+                    }
+                }
+            }
+            for (l, c_row) in p.c[i0 * n..(i0 + rows) * n].chunks_exact_mut(n).enumerate() {
+                for (j, c) in c_row.iter_mut().enumerate() {
+                    *c = combine(*c, acc[j][l], p.alpha, beta);
+                }
+            }
+        }
+    }
+}
+
+/// One element of [`store_row`]: `β·c + α·t` on the first depth block (`α·t` when
+/// `β = 0`, without reading `c`), `c + α·t` on later ones.
+#[inline(always)]
+fn combine<T: Scalar>(c: T, t: T, alpha: T, beta: Option<T>) -> T {
+    match beta {
+        Some(beta) if beta == T::ZERO => alpha * t,
+        Some(beta) => beta * c + alpha * t,
+        None => c + alpha * t,
+    }
+}
+
 /// `y ← y + s·x`.
 #[inline(always)]
 fn axpy<T: Scalar, const FMA: bool>(s: T, x: &[T], y: &mut [T]) {
@@ -722,4 +922,66 @@ fn dot<T: Scalar, const FMA: bool>(x: &[T], y: &[T]) -> T {
         }
     }
     lanes.iter().fold(tail, |sum, &lane| sum + lane)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The untiled paths for a few columns or a shallow depth must round exactly as the
+    /// tiled kernel does, so that a product's bits do not depend on which path its shape
+    /// takes (a part of a row-split product may have a different shape than the whole).
+    #[test]
+    fn untiled_paths_round_as_the_tiled_kernel() {
+        let shapes = [
+            (37, 2, 300),
+            (20, 4, 13),
+            (300, 3, 40),
+            (33, 20, 2),
+            (40, 70, 5),
+            (5, 17, 3),
+        ];
+        let mut seed = 1u32;
+        let mut random = |len: usize| -> Vec<f32> {
+            (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+                })
+                .collect()
+        };
+        for (m, n, k) in shapes {
+            let (a, b, c0) = (random(m * k), random(k * n), random(m * n));
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                for (alpha, beta) in [(1.0, 0.0), (-0.5, 1.0), (2.0, 0.25)] {
+                    let problem = |c| Problem {
+                        dims: Dims { m, n, k },
+                        alpha,
+                        a: &a,
+                        a_row: if ta { 1 } else { k },
+                        a_col: if ta { m } else { 1 },
+                        b: &b,
+                        b_row: if tb { 1 } else { n },
+                        b_col: if tb { k } else { 1 },
+                        beta,
+                        c,
+                    };
+                    let (mut dispatched, mut tiled) = (c0.clone(), c0.clone());
+                    gemm_body::<f32, 6, 16, BASELINE_FMA>(problem(&mut dispatched));
+                    let mut packed_a = vec![0.0; MC * KC];
+                    let mut packed_b = vec![0.0; KC * NC];
+                    blocked::<f32, 6, 16, BASELINE_FMA>(
+                        problem(&mut tiled),
+                        &mut packed_a,
+                        &mut packed_b,
+                    );
+                    let same = dispatched
+                        .iter()
+                        .zip(&tiled)
+                        .all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{m}×{n}×{k} ta={ta} tb={tb} α={alpha} β={beta}");
+                }
+            }
+        }
+    }
 }

@@ -61,7 +61,7 @@ pub trait Scalar:
 }
 
 macro_rules! impl_scalar {
-    ($t:ty, $mr:literal, $nr:literal, $scratch:ident) => {
+    ($t:ty, $avx2:expr, $avx512:expr, $scratch:ident) => {
         impl Scalar for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -100,16 +100,20 @@ macro_rules! impl_scalar {
             }
 
             fn packed_gemm(problem: super::gemm::Problem<'_, Self>) {
-                super::packed::gemm::<$t, $mr, $nr>(problem)
+                super::packed::gemm::<$t, { $avx2.0 }, { $avx2.1 }, { $avx512.0 }, { $avx512.1 }>(
+                    problem,
+                )
             }
         }
     };
 }
 
-// Register tiles for AVX2+FMA (16 vector registers): 6 rows × 2 vectors of C stay in 12
-// accumulators, leaving registers for two B vectors and one broadcast A element.
-impl_scalar!(f32, 6, 16, SCRATCH_F32);
-impl_scalar!(f64, 6, 8, SCRATCH_F64);
+// Register tiles (rows, columns) of C for AVX2+FMA and for AVX-512. AVX2 has 16 vector
+// registers: 6 rows × 2 vectors stay in 12 accumulators, leaving registers for two B
+// vectors and one broadcast A element. AVX-512 has 32 registers twice as wide: 12 rows ×
+// 2 vectors in 24 accumulators, with the same room to spare.
+impl_scalar!(f32, (6, 16), (12, 32), SCRATCH_F32);
+impl_scalar!(f64, (6, 8), (12, 16), SCRATCH_F64);
 
 thread_local! {
     static SCRATCH_F32: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
