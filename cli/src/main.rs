@@ -80,6 +80,13 @@ pub(crate) enum Verdict {
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` and the like: end quietly when the reader goes away, as a
+    // Unix tool does, instead of panicking on the failed write.
+    #[cfg(unix)]
+    // SAFETY: called before any thread starts; SIG_DFL is a valid action for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // clap prints help and version to stdout with success, usage errors with code 2.
