@@ -1,5 +1,5 @@
 //! Typed errors for the library. Every fallible public function returns [`Result`];
-//! the command line turns an [`Error`] into one sentence and a non-zero exit code.
+//! the command line turns an [`Error`](enum@Error) into one sentence and a non-zero exit code.
 
 use thiserror::Error;
 

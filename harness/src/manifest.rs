@@ -64,7 +64,8 @@ pub struct Manifest {
     pub grids: BTreeMap<String, GridEntry>,
 }
 
-/// Versions of [`RECORDED_CRATES`] from the compiled-in Cargo.lock.
+/// Versions of the crates the results depend on (ndarray, rayon, polars, ...), read from
+/// the compiled-in Cargo.lock.
 pub fn crate_versions() -> BTreeMap<String, String> {
     let mut versions = BTreeMap::new();
     let mut name: Option<&str> = None;
