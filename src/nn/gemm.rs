@@ -81,6 +81,14 @@ impl<'a, T> Operand<'a, T> {
     }
 }
 
+#[cfg(test)]
+impl<'a, T> Operand<'a, T> {
+    /// [`Operand::transposed`] or [`Operand::plain`], for tests that loop over both.
+    pub(crate) fn stored(data: &'a [T], transposed: bool) -> Self {
+        Operand { data, transposed }
+    }
+}
+
 /// A product in strided form, as the backends consume it: element `(i, p)` of `op(A)` is
 /// `a[i·a_row + p·a_col]`, element `(p, j)` of `op(B)` is `b[p·b_row + j·b_col]`, and `C`
 /// is `m×n` row-major. Lengths are checked by [`matmul`] before one is built.
@@ -96,6 +104,34 @@ pub struct Problem<'a, T> {
     pub b_col: usize,
     pub beta: T,
     pub c: &'a mut [T],
+}
+
+impl<'a, T> Problem<'a, T> {
+    /// The strided form of `C ← α·op(A)·op(B) + β·C` (lengths unchecked: see [`matmul`]).
+    pub(crate) fn new(
+        dims: Dims,
+        alpha: T,
+        a: Operand<'a, T>,
+        b: Operand<'a, T>,
+        beta: T,
+        c: &'a mut [T],
+    ) -> Self {
+        let Dims { m, n, k } = dims;
+        let (a_row, a_col) = if a.transposed { (1, m) } else { (k, 1) };
+        let (b_row, b_col) = if b.transposed { (1, k) } else { (n, 1) };
+        Problem {
+            dims,
+            alpha,
+            a: a.data,
+            a_row,
+            a_col,
+            b: b.data,
+            b_row,
+            b_col,
+            beta,
+            c,
+        }
+    }
 }
 
 /// `C ← α·op(A)·op(B) + β·C` with `C` row-major `m×n`. With `β = 0`, `C` is overwritten
@@ -132,20 +168,7 @@ pub fn matmul<T: Scalar>(
         "matmul: C holds {} elements, C is {m}×{n}",
         c.len()
     );
-    let (a_row, a_col) = if a.transposed { (1, m) } else { (k, 1) };
-    let (b_row, b_col) = if b.transposed { (1, k) } else { (n, 1) };
-    let problem = Problem {
-        dims,
-        alpha,
-        a: a.data,
-        a_row,
-        a_col,
-        b: b.data,
-        b_row,
-        b_col,
-        beta,
-        c,
-    };
+    let problem = Problem::new(dims, alpha, a, b, beta, c);
     match backend {
         Backend::Packed => packed_split_rows(problem),
         Backend::GemmCrate => gemm_crate(problem),
@@ -324,13 +347,6 @@ mod tests {
             let b = random(k * n, &mut rng);
             let c0 = random(m * n, &mut rng);
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                let op = |data, t| {
-                    if t {
-                        Operand::transposed(data)
-                    } else {
-                        Operand::plain(data)
-                    }
-                };
                 // Transposed operands are stored with their dimensions swapped.
                 let at_a = |i, p| if ta { a[p * m + i] } else { a[i * k + p] };
                 let at_b = |p, j| if tb { b[j * k + p] } else { b[p * n + j] };
@@ -346,45 +362,34 @@ mod tests {
                     };
                     for backend in Backend::ALL {
                         let mut c = c0.clone();
-                        matmul(backend, dims, alpha, op(&a, ta), op(&b, tb), beta, &mut c);
+                        matmul(
+                            backend,
+                            dims,
+                            alpha,
+                            Operand::stored(&a, ta),
+                            Operand::stored(&b, tb),
+                            beta,
+                            &mut c,
+                        );
                         check(&c, &format!("{backend:?}"));
                     }
                     // Each build of the packed backend, whichever one `matmul` picks here.
                     for build in [Build::Baseline, Build::Avx2, Build::Avx512] {
                         let mut c = c0.clone();
-                        let problem = strided(dims, alpha, (&a, ta), (&b, tb), beta, &mut c);
+                        let problem = Problem::new(
+                            dims,
+                            alpha,
+                            Operand::stored(&a, ta),
+                            Operand::stored(&b, tb),
+                            beta,
+                            &mut c,
+                        );
                         if gemm_build::<f64, 6, 8, 12, 16>(build, problem).is_some() {
                             check(&c, &format!("Packed ({build:?} build)"));
                         }
                     }
                 }
             }
-        }
-    }
-
-    /// The [`Problem`] `matmul` builds, for calling one build of the packed backend.
-    fn strided<'a, T>(
-        dims: Dims,
-        alpha: T,
-        (a, ta): (&'a [T], bool),
-        (b, tb): (&'a [T], bool),
-        beta: T,
-        c: &'a mut [T],
-    ) -> Problem<'a, T> {
-        let Dims { m, n, k } = dims;
-        let (a_row, a_col) = if ta { (1, m) } else { (k, 1) };
-        let (b_row, b_col) = if tb { (1, k) } else { (n, 1) };
-        Problem {
-            dims,
-            alpha,
-            a,
-            a_row,
-            a_col,
-            b,
-            b_row,
-            b_col,
-            beta,
-            c,
         }
     }
 
@@ -407,7 +412,14 @@ mod tests {
                     let mut results = Vec::new();
                     for build in [Build::Avx2, Build::Avx512] {
                         let mut c = c0.clone();
-                        let problem = strided(dims, alpha, (&a, ta), (&b, tb), beta, &mut c);
+                        let problem = Problem::new(
+                            dims,
+                            alpha,
+                            Operand::stored(&a, ta),
+                            Operand::stored(&b, tb),
+                            beta,
+                            &mut c,
+                        );
                         if gemm_build::<f32, 6, 16, 12, 32>(build, problem).is_some() {
                             results.push(c);
                         }

@@ -17,7 +17,7 @@
 //!   a low-dimensional state, or backpropagation through an output layer) or a few
 //!   columns and a transposed `A` (an output layer's weight gradient) skip tiling for dot,
 //!   axpy and row-combination loops; except for dimensions of one, they round exactly as
-//!   the tiled kernel does.
+//!   the tiled kernel does, whatever `α` and `β`.
 //!
 //! The whole routine is compiled three times, for the baseline target, with AVX2+FMA and
 //! with AVX-512, and the build matching the CPU is chosen at run time. The AVX2 and
@@ -177,10 +177,8 @@ fn gemm_body<T: Scalar, const MR: usize, const NR: usize, const FMA: bool>(p: Pr
         row_times_matrix::<T, FMA>(p);
     } else if k == 1 {
         outer_product(p);
-    } else if k <= SHALLOW && p.b_col == 1 {
-        shallow_product::<T, FMA>(p);
     } else if k <= SHALLOW {
-        shallow_transposed_b::<T, FMA>(p);
+        shallow_product::<T, FMA>(p);
     } else if n <= FEW_COLUMNS && p.a_row == 1 {
         few_columns_transposed_a::<T, FMA>(p);
     } else {
@@ -483,13 +481,18 @@ fn multiply_tile<
         for (i, acc_row) in acc.iter().enumerate() {
             let start = (tile.origin.0 + i) * ldc + tile.origin.1;
             let c_row: &mut [T; NR] = (&mut c[start..start + NR]).try_into().expect("NR elements");
-            store_full_row(c_row, acc_row, tile);
+            store_full_row(c_row, acc_row, tile.alpha, tile.beta);
         }
     } else {
         let acc = accumulate::<T, A, B, MR, NR, FMA>(a, b);
         for (i, acc_row) in acc.iter().enumerate().take(tile.rows) {
             let start = (tile.origin.0 + i) * ldc + tile.origin.1;
-            store_row(&mut c[start..start + tile.cols], acc_row, tile);
+            store_row(
+                &mut c[start..start + tile.cols],
+                acc_row,
+                tile.alpha,
+                tile.beta,
+            );
         }
     }
 }
@@ -527,15 +530,16 @@ fn accumulate<
     acc
 }
 
-/// [`store_row`] for a whole row: fixed-size arrays, so the loop is vectorized.
+/// [`store_row`] for a whole row: fixed-size arrays and the choice made outside the
+/// loop, so the loop is vectorized.
 #[inline(always)]
 fn store_full_row<T: Scalar, const NR: usize>(
     c_row: &mut [T; NR],
     tile_row: &[T; NR],
-    tile: Tile<T>,
+    alpha: T,
+    beta: Option<T>,
 ) {
-    let alpha = tile.alpha;
-    match tile.beta {
+    match beta {
         Some(beta) if beta == T::ZERO => {
             for j in 0..NR {
                 c_row[j] = alpha * tile_row[j];
@@ -554,26 +558,22 @@ fn store_full_row<T: Scalar, const NR: usize>(
     }
 }
 
-/// One row of a tile into `C`: `c ← β·c + α·t`, or `c ← c + α·t` after the first block.
+/// One row of a tile into `C`, element by element as [`combine`] does.
 #[inline(always)]
-fn store_row<T: Scalar>(c_row: &mut [T], tile_row: &[T], tile: Tile<T>) {
-    let alpha = tile.alpha;
-    match tile.beta {
-        Some(beta) if beta == T::ZERO => {
-            for (c, &t) in c_row.iter_mut().zip(tile_row) {
-                *c = alpha * t;
-            }
-        }
-        Some(beta) => {
-            for (c, &t) in c_row.iter_mut().zip(tile_row) {
-                *c = beta * *c + alpha * t;
-            }
-        }
-        None => {
-            for (c, &t) in c_row.iter_mut().zip(tile_row) {
-                *c += alpha * t;
-            }
-        }
+fn store_row<T: Scalar>(c_row: &mut [T], tile_row: &[T], alpha: T, beta: Option<T>) {
+    for (c, &t) in c_row.iter_mut().zip(tile_row) {
+        *c = combine(*c, t, alpha, beta);
+    }
+}
+
+/// One element of `C` from its sum `t`: `β·c + α·t` on the first depth block (`α·t` when
+/// `β = 0`, without reading `c`), `c + α·t` on later ones (`beta` is `None`).
+#[inline(always)]
+fn combine<T: Scalar>(c: T, t: T, alpha: T, beta: Option<T>) -> T {
+    match beta {
+        Some(beta) if beta == T::ZERO => alpha * t,
+        Some(beta) => beta * c + alpha * t,
+        None => c + alpha * t,
     }
 }
 
@@ -741,81 +741,37 @@ fn outer_product<T: Scalar>(p: Problem<'_, T>) {
     }
 }
 
-/// Small `k` with a plain `B` (a first layer on a low-dimensional state): each row of `C`
-/// is a combination of `k` rows of `B`, accumulated a vector's width at a time and stored
-/// once. A register tile would spend more on storing `C` than on its `k` steps.
+/// Small `k`: a first layer on a low-dimensional state (`X·W`), or backpropagation
+/// through an output layer of a few units (`δ·Wᵀ`, a transposed `B`, first copied to plain
+/// rows). Each row of `C` is a combination of `k` rows of `op(B)`, accumulated a vector's
+/// width at a time and stored once: a register tile would spend more on storing `C` than on
+/// its `k` steps. `α` is applied once to each sum, so the rounding is the tiled kernel's.
 #[inline(always)]
 fn shallow_product<T: Scalar, const FMA: bool>(p: Problem<'_, T>) {
-    const LANES: usize = 16;
-    let Dims { n, k, .. } = p.dims;
-    let mut a_row = [T::ZERO; SHALLOW];
-    for (i, c_row) in p.c.chunks_exact_mut(n).enumerate() {
-        for (depth, a) in a_row[..k].iter_mut().enumerate() {
-            *a = p.alpha * p.a[i * p.a_row + depth * p.a_col];
-        }
-        let mut chunks = c_row.chunks_exact_mut(LANES);
-        for (chunk, c) in chunks.by_ref().enumerate() {
-            let mut acc = [T::ZERO; LANES];
-            for (depth, &a) in a_row[..k].iter().enumerate() {
-                let b_row = &p.b[depth * p.b_row + chunk * LANES..][..LANES];
-                let b_row: &[T; LANES] = b_row.try_into().expect("sliced to LANES");
-                for l in 0..LANES {
-                    acc[l] = madd::<T, FMA>(a, b_row[l], acc[l]);
-                }
-            }
-            let c: &mut [T; LANES] = c.try_into().expect("chunks_exact yields LANES");
-            for l in 0..LANES {
-                c[l] = if p.beta == T::ZERO {
-                    acc[l]
-                } else {
-                    p.beta * c[l] + acc[l]
-                };
-            }
-        }
-        let done = n - n % LANES;
-        for (j, c) in chunks.into_remainder().iter_mut().enumerate() {
-            let sum = a_row[..k]
-                .iter()
-                .enumerate()
-                .fold(T::ZERO, |sum, (depth, &a)| {
-                    madd::<T, FMA>(a, p.b[depth * p.b_row + done + j], sum)
-                });
-            *c = if p.beta == T::ZERO {
-                sum
-            } else {
-                p.beta * *c + sum
-            };
-        }
+    if p.b_col == 1 {
+        let (b, b_row) = (p.b, p.b_row);
+        return shallow_rows::<T, FMA>(p, b, b_row);
     }
-}
-
-/// `C ← β·C + α·op(A)·op(B)` with a shallow depth and a transposed `B` (backpropagating
-/// through an output layer of a few units, `δ·Wᵀ`): `op(B)` is copied to plain rows, then
-/// each row of `C` is accumulated a vector's width at a time. The rounding is the tiled
-/// kernel's (`α` applied once to each sum), so the result does not depend on the path.
-#[inline(always)]
-fn shallow_transposed_b<T: Scalar, const FMA: bool>(p: Problem<'_, T>) {
-    const LANES: usize = 16;
     let Dims { n, k, .. } = p.dims;
     let mut scratch = T::take_scratch();
     if scratch.len() < k * n {
         scratch.resize(SCRATCH_LEN.max(k * n), T::ZERO);
     }
-    let b_rows = &mut scratch[..k * n];
-    for (depth, row) in b_rows.chunks_exact_mut(n).enumerate() {
+    for (depth, row) in scratch[..k * n].chunks_exact_mut(n).enumerate() {
         for (j, b) in row.iter_mut().enumerate() {
             *b = p.b[depth * p.b_row + j * p.b_col];
         }
     }
-    let beta = Some(p.beta);
-    // Only α and β matter to the stores.
-    let tile = Tile {
-        origin: (0, 0),
-        rows: 0,
-        cols: 0,
-        alpha: p.alpha,
-        beta,
-    };
+    shallow_rows::<T, FMA>(p, &scratch[..k * n], n);
+    T::restore_scratch(scratch);
+}
+
+/// [`shallow_product`] once `op(B)` is in plain rows: row `d` starts at `b[d·b_row]`.
+#[inline(always)]
+fn shallow_rows<T: Scalar, const FMA: bool>(p: Problem<'_, T>, b: &[T], b_row: usize) {
+    const LANES: usize = 16;
+    let Dims { n, k, .. } = p.dims;
+    let (alpha, beta) = (p.alpha, Some(p.beta));
     for (i, c_row) in p.c.chunks_exact_mut(n).enumerate() {
         let a_row: [T; SHALLOW] = std::array::from_fn(|depth| {
             if depth < k {
@@ -828,15 +784,15 @@ fn shallow_transposed_b<T: Scalar, const FMA: bool>(p: Problem<'_, T>) {
         for (chunk, c) in chunks.by_ref().enumerate() {
             let mut acc = [T::ZERO; LANES];
             for (depth, &a) in a_row[..k].iter().enumerate() {
-                let b: &[T; LANES] = b_rows[depth * n + chunk * LANES..][..LANES]
+                let b_row: &[T; LANES] = b[depth * b_row + chunk * LANES..][..LANES]
                     .try_into()
                     .expect("sliced to LANES");
                 for l in 0..LANES {
-                    acc[l] = madd::<T, FMA>(a, b[l], acc[l]);
+                    acc[l] = madd::<T, FMA>(a, b_row[l], acc[l]);
                 }
             }
             let c: &mut [T; LANES] = c.try_into().expect("chunks_exact yields LANES");
-            store_full_row(c, &acc, tile);
+            store_full_row(c, &acc, alpha, beta);
         }
         let done = n - n % LANES;
         for (j, c) in chunks.into_remainder().iter_mut().enumerate() {
@@ -844,12 +800,11 @@ fn shallow_transposed_b<T: Scalar, const FMA: bool>(p: Problem<'_, T>) {
                 .iter()
                 .enumerate()
                 .fold(T::ZERO, |sum, (depth, &a)| {
-                    madd::<T, FMA>(a, b_rows[depth * n + done + j], sum)
+                    madd::<T, FMA>(a, b[depth * b_row + done + j], sum)
                 });
-            *c = combine(*c, sum, p.alpha, beta);
+            *c = combine(*c, sum, alpha, beta);
         }
     }
-    T::restore_scratch(scratch);
 }
 
 /// `2 ≤ n ≤ FEW_COLUMNS` with a transposed `A` (`Xᵀ·δ` for an output layer of a few
@@ -881,17 +836,6 @@ fn few_columns_transposed_a<T: Scalar, const FMA: bool>(p: Problem<'_, T>) {
                 }
             }
         }
-    }
-}
-
-/// One element of [`store_row`]: `β·c + α·t` on the first depth block (`α·t` when
-/// `β = 0`, without reading `c`), `c + α·t` on later ones.
-#[inline(always)]
-fn combine<T: Scalar>(c: T, t: T, alpha: T, beta: Option<T>) -> T {
-    match beta {
-        Some(beta) if beta == T::ZERO => alpha * t,
-        Some(beta) => beta * c + alpha * t,
-        None => c + alpha * t,
     }
 }
 
@@ -927,10 +871,12 @@ fn dot<T: Scalar, const FMA: bool>(x: &[T], y: &[T]) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::gemm::Operand;
 
     /// The untiled paths for a few columns or a shallow depth must round exactly as the
     /// tiled kernel does, so that a product's bits do not depend on which path its shape
-    /// takes (a part of a row-split product may have a different shape than the whole).
+    /// takes (a part of a row-split product may have a different shape than the whole),
+    /// whatever α and β.
     #[test]
     fn untiled_paths_round_as_the_tiled_kernel() {
         let shapes = [
@@ -953,18 +899,23 @@ mod tests {
         for (m, n, k) in shapes {
             let (a, b, c0) = (random(m * k), random(k * n), random(m * n));
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                for (alpha, beta) in [(1.0, 0.0), (-0.5, 1.0), (2.0, 0.25)] {
-                    let problem = |c| Problem {
-                        dims: Dims { m, n, k },
-                        alpha,
-                        a: &a,
-                        a_row: if ta { 1 } else { k },
-                        a_col: if ta { m } else { 1 },
-                        b: &b,
-                        b_row: if tb { 1 } else { n },
-                        b_col: if tb { k } else { 1 },
-                        beta,
-                        c,
+                for (alpha, beta) in [
+                    (1.0, 0.0),
+                    (-0.5, 1.0),
+                    (2.0, 0.25),
+                    (0.3, 0.0),
+                    (0.7, -1.3),
+                ] {
+                    let dims = Dims { m, n, k };
+                    let problem = |c| {
+                        Problem::new(
+                            dims,
+                            alpha,
+                            Operand::stored(&a, ta),
+                            Operand::stored(&b, tb),
+                            beta,
+                            c,
+                        )
                     };
                     let (mut dispatched, mut tiled) = (c0.clone(), c0.clone());
                     gemm_body::<f32, 6, 16, BASELINE_FMA>(problem(&mut dispatched));
