@@ -31,6 +31,7 @@ pub mod algo;
 pub mod env;
 pub mod error;
 pub mod eval;
+mod json;
 pub mod maximize;
 pub mod nn;
 pub mod noise;

@@ -57,6 +57,7 @@ use super::deterministic_policy::{
 };
 use crate::env::Env;
 use crate::error::{Error, Result};
+use crate::json;
 use crate::nn::{Activation, Adam, AdamConfig, Mlp};
 use crate::noise::{ExplorationNoise, NoiseConfig, OrnsteinUhlenbeckParams};
 use crate::replay::{Minibatch, ReplayBuffer, Transition};
@@ -793,35 +794,20 @@ impl Ddpg {
     /// The checkpoint as JSON (bit-exact: floats are written in their shortest
     /// round-tripping form).
     pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string(&self.checkpoint()).map_err(|source| Error::Json {
-            context: "writing a DDPG checkpoint".into(),
-            source,
-        })
+        json::to_string(&self.checkpoint(), CHECKPOINT)
     }
 
     /// Restores a run from [`Ddpg::to_json`]'s output, on `env`.
     pub fn from_json(json: &str, env: Box<dyn Env>) -> Result<Self> {
-        let checkpoint: DdpgCheckpoint =
-            serde_json::from_str(json).map_err(|source| Error::Json {
-                context: "reading a DDPG checkpoint".into(),
-                source,
-            })?;
-        Ddpg::restore(checkpoint, env)
+        Ddpg::restore(json::from_str::<DdpgCheckpoint>(json, CHECKPOINT)?, env)
     }
 
     pub fn save_json(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_json()?).map_err(|source| Error::Io {
-            context: format!("writing DDPG checkpoint {}", path.display()),
-            source,
-        })
+        json::write_file(path, &self.to_json()?, CHECKPOINT)
     }
 
     pub fn load_json(path: &Path, env: Box<dyn Env>) -> Result<Self> {
-        let json = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            context: format!("reading DDPG checkpoint {}", path.display()),
-            source,
-        })?;
-        Ddpg::from_json(&json, env)
+        Ddpg::from_json(&json::read_file(path, CHECKPOINT)?, env)
     }
 }
 
@@ -865,3 +851,6 @@ pub struct DdpgCheckpoint {
     pub updates: u64,
     pub episodes: u64,
 }
+
+/// Names a DDPG checkpoint in errors.
+const CHECKPOINT: &str = "DDPG checkpoint";

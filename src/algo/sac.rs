@@ -81,6 +81,7 @@ use super::deterministic_policy::{rename_field, ActionMap, PolicyOutput};
 use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::eval::{evaluate_with, EvalSettings, Evaluation};
+use crate::json;
 use crate::nn::{mse_with_gradient, Activation, Adam, AdamConfig, Init, Mlp, MlpConfig, Workspace};
 use crate::policy::{GaussianHead, LOG_STD_BOUNDS};
 use crate::replay::{Minibatch, ReplayBuffer, Transition};
@@ -1452,35 +1453,20 @@ impl Sac {
     /// The checkpoint as JSON (bit-exact: floats are written in their shortest
     /// round-tripping form).
     pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string(&self.checkpoint()).map_err(|source| Error::Json {
-            context: "writing a SAC checkpoint".into(),
-            source,
-        })
+        json::to_string(&self.checkpoint(), CHECKPOINT)
     }
 
     /// Restores a run from [`Sac::to_json`]'s output, on `env`.
     pub fn from_json(json: &str, env: Box<dyn Env>) -> Result<Self> {
-        let checkpoint: SacCheckpoint =
-            serde_json::from_str(json).map_err(|source| Error::Json {
-                context: "reading a SAC checkpoint".into(),
-                source,
-            })?;
-        Sac::restore(checkpoint, env)
+        Sac::restore(json::from_str::<SacCheckpoint>(json, CHECKPOINT)?, env)
     }
 
     pub fn save_json(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_json()?).map_err(|source| Error::Io {
-            context: format!("writing SAC checkpoint {}", path.display()),
-            source,
-        })
+        json::write_file(path, &self.to_json()?, CHECKPOINT)
     }
 
     pub fn load_json(path: &Path, env: Box<dyn Env>) -> Result<Self> {
-        let json = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            context: format!("reading SAC checkpoint {}", path.display()),
-            source,
-        })?;
-        Sac::from_json(&json, env)
+        Sac::from_json(&json::read_file(path, CHECKPOINT)?, env)
     }
 }
 
@@ -1615,3 +1601,6 @@ fn min_output(critics: &[Approximator], out: &mut [f32]) {
         }
     }
 }
+
+/// Names a SAC checkpoint in errors.
+const CHECKPOINT: &str = "SAC checkpoint";

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::activation::Activation;
 use super::mlp::Mlp;
 use super::scalar::Scalar;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::json;
 
 /// The stored form of a network.
 #[derive(Serialize)]
@@ -52,33 +53,23 @@ impl<'de, T: Scalar> Deserialize<'de> for Mlp<T> {
     }
 }
 
+/// Names a network checkpoint in errors.
+const WHAT: &str = "network checkpoint";
+
 impl<T: Scalar> Mlp<T> {
     pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string(self).map_err(|source| Error::Json {
-            context: "writing a network checkpoint".into(),
-            source,
-        })
+        json::to_string(self, WHAT)
     }
 
     pub fn from_json(json: &str) -> Result<Self> {
-        serde_json::from_str(json).map_err(|source| Error::Json {
-            context: "reading a network checkpoint".into(),
-            source,
-        })
+        json::from_str(json, WHAT)
     }
 
     pub fn save_json(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_json()?).map_err(|source| Error::Io {
-            context: format!("writing network checkpoint {}", path.display()),
-            source,
-        })
+        json::write_file(path, &self.to_json()?, WHAT)
     }
 
     pub fn load_json(path: &Path) -> Result<Self> {
-        let json = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            context: format!("reading network checkpoint {}", path.display()),
-            source,
-        })?;
-        Mlp::from_json(&json)
+        Mlp::from_json(&json::read_file(path, WHAT)?)
     }
 }
