@@ -3,9 +3,6 @@
 //! nothing per step, and reports bad hyperparameters and numerical failures as typed
 //! errors.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use policy_param::algo::ddpg::{Ddpg, DdpgConfig, StepReport, TargetUpdate};
 use policy_param::algo::deterministic_policy::{ActionMap, PolicyOutput};
 use policy_param::env::lqr::{Lqr, LqrParams};
@@ -16,50 +13,8 @@ use policy_param::noise::{NoiseConfig, OrnsteinUhlenbeckParams};
 use policy_param::rng::RunSeed;
 use policy_param::Error;
 
-// ---------------------------------------------------------------------------------------
-// A counting allocator (as in tests/nn_no_alloc.rs): counts allocations made on a thread
-// while that thread has counting switched on.
-
-struct CountingAllocator;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static BYTES: Cell<u64> = const { Cell::new(0) };
-}
-
-fn record(bytes: usize) {
-    let _ = COUNTING.try_with(|counting| {
-        if counting.get() {
-            BYTES.with(|b| b.set(b.get() + bytes as u64));
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        record(layout.size());
-        System.alloc(layout)
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        record(layout.size());
-        System.alloc_zeroed(layout)
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        record(new_size);
-        System.realloc(ptr, layout, new_size)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-// ---------------------------------------------------------------------------------------
+mod counting_allocator;
+use counting_allocator::allocated_by;
 
 /// Least-squares slope of `policy(s)` over a grid of states in [−1, 1], as the gain K
 /// of `a = −K s`.
@@ -351,16 +306,16 @@ fn a_training_step_allocates_nothing() {
     let (bytes, episode_ended) = pool.install(|| {
         // One uncounted step sizes this worker's GEMM scratch.
         ddpg.step().unwrap();
-        BYTES.with(|b| b.set(0));
-        COUNTING.with(|c| c.set(true));
-        let mut episode_ended = false;
-        for _ in 0..40 {
-            // `step` itself, not `run`, so that nothing but the step is counted.
-            let report = ddpg.step().unwrap();
-            episode_ended |= report.episode_end.is_some();
-        }
-        COUNTING.with(|c| c.set(false));
-        (BYTES.with(Cell::get), episode_ended)
+        let (episode_ended, allocated) = allocated_by(|| {
+            let mut episode_ended = false;
+            for _ in 0..40 {
+                // `step` itself, not `run`, so that nothing but the step is counted.
+                let report = ddpg.step().unwrap();
+                episode_ended |= report.episode_end.is_some();
+            }
+            episode_ended
+        });
+        (allocated.bytes, episode_ended)
     });
     assert!(episode_ended, "the counted steps include an episode reset");
     assert_eq!(bytes, 0, "bytes allocated by 40 steps");

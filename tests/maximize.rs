@@ -4,8 +4,6 @@
 //! random networks; the MLP critic's action gradient against finite differences; and
 //! typed errors for everything a caller can get wrong.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::ops::ControlFlow;
 
 use nalgebra::{DMatrix, DVector};
@@ -22,55 +20,8 @@ use policy_param::{Error, Result};
 use rand::Rng as _;
 use rayon::prelude::*;
 
-// ---------------------------------------------------------------------------------------
-// An allocator that counts allocations on threads that ask it to (for the MLP critic's
-// no-allocation check; other tests never switch it on).
-
-struct CountingAllocator;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn record() {
-    // `try_with`: the allocator may run while thread-locals are being torn down.
-    let _ = COUNTING.try_with(|counting| {
-        if counting.get() {
-            ALLOCATIONS.with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        record();
-        System.alloc(layout)
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        record();
-        System.alloc_zeroed(layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        record();
-        System.realloc(ptr, layout, new_size)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Allocations `f` makes on this thread.
-fn allocations_of(f: impl FnOnce()) -> u64 {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|c| c.set(true));
-    f();
-    COUNTING.with(|c| c.set(false));
-    ALLOCATIONS.with(|n| n.get())
-}
+mod counting_allocator;
+use counting_allocator::allocated_by;
 
 // ---------------------------------------------------------------------------------------
 // Test-local q-functions with known maximizers.
@@ -938,5 +889,5 @@ fn mlp_q_evaluations_allocate_nothing_once_the_workspace_is_sized() {
         q.values_into(ws, &states, &actions, &mut values).unwrap();
     };
     evaluate(&mut ws); // sizes the workspace for 16 rows
-    assert_eq!(allocations_of(|| evaluate(&mut ws)), 0);
+    assert_eq!(allocated_by(|| evaluate(&mut ws)).1.calls, 0);
 }

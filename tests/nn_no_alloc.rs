@@ -6,53 +6,11 @@
 //! gradient, actor forward and backward through ∇ₐq, Adam on both, Polyak averaging —
 //! must allocate exactly zero bytes, at full and at smaller batch sizes.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use policy_param::nn::{mse_with_gradient, Activation, Adam, AdamConfig, Mlp, MlpConfig};
 use policy_param::rng::RunSeed;
 
-struct CountingAllocator;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-    static BYTES: Cell<u64> = const { Cell::new(0) };
-}
-
-fn record(bytes: usize) {
-    // `try_with`: the allocator may run while thread-locals are being torn down.
-    let _ = COUNTING.try_with(|counting| {
-        if counting.get() {
-            ALLOCATIONS.with(|n| n.set(n.get() + 1));
-            BYTES.with(|b| b.set(b.get() + bytes as u64));
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        record(layout.size());
-        System.alloc(layout)
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        record(layout.size());
-        System.alloc_zeroed(layout)
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        record(new_size);
-        System.realloc(ptr, layout, new_size)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+mod counting_allocator;
+use counting_allocator::allocated_by;
 
 /// Everything one DDPG-style update needs, allocated up front.
 struct Learner {
@@ -204,17 +162,16 @@ fn training_steps_after_the_first_allocate_nothing() {
     let mut learner = Learner::new();
     learner.step(&transitions, MAX_BATCH);
 
-    COUNTING.with(|c| c.set(true));
-    for step in 0..20 {
-        // Full batches and smaller ones (including a single row) reuse the same buffers.
-        let batch = [MAX_BATCH, 17, 1, MAX_BATCH - 1][step % 4];
-        learner.step(&transitions, batch);
-    }
-    COUNTING.with(|c| c.set(false));
+    let ((), allocated) = allocated_by(|| {
+        for step in 0..20 {
+            // Full batches and smaller ones (including a single row) reuse the same buffers.
+            let batch = [MAX_BATCH, 17, 1, MAX_BATCH - 1][step % 4];
+            learner.step(&transitions, batch);
+        }
+    });
 
-    let (allocations, bytes) = (ALLOCATIONS.with(Cell::get), BYTES.with(Cell::get));
     assert_eq!(
-        (allocations, bytes),
+        (allocated.calls, allocated.bytes),
         (0, 0),
         "allocations and bytes during 20 steps"
     );

@@ -5,9 +5,6 @@
 //! bit; steps allocate nothing; the automatic temperature moves towards its target
 //! entropy; bad hyperparameters and numerical failures are typed errors.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use policy_param::algo::sac::{Sac, SacConfig, SoftTarget, StepReport, Temperature};
 use policy_param::env::lqr::{Lqr, LqrParams};
 use policy_param::env::pendulum::Pendulum;
@@ -16,50 +13,8 @@ use policy_param::nn::{Activation, AdamConfig};
 use policy_param::rng::RunSeed;
 use policy_param::Error;
 
-// ---------------------------------------------------------------------------------------
-// A counting allocator (as in tests/nn_no_alloc.rs): counts allocations made on a thread
-// while that thread has counting switched on.
-
-struct CountingAllocator;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static BYTES: Cell<u64> = const { Cell::new(0) };
-}
-
-fn record(bytes: usize) {
-    let _ = COUNTING.try_with(|counting| {
-        if counting.get() {
-            BYTES.with(|b| b.set(b.get() + bytes as u64));
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        record(layout.size());
-        System.alloc(layout)
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        record(layout.size());
-        System.alloc_zeroed(layout)
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        record(new_size);
-        System.realloc(ptr, layout, new_size)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-// ---------------------------------------------------------------------------------------
+mod counting_allocator;
+use counting_allocator::allocated_by;
 
 /// The policy's mean gain K (least-squares slope of `μ(s) = −K s` over states in
 /// [−1, 1]) and its standard deviation averaged over the same states.
@@ -353,16 +308,16 @@ fn a_training_step_allocates_nothing() {
         let mut sac = Sac::new(&config, pendulum(), RunSeed(5)).unwrap();
         sac.run(175, |_, _| Ok(())).unwrap();
         assert!(sac.updates() > 0);
-        BYTES.with(|b| b.set(0));
-        COUNTING.with(|c| c.set(true));
-        let mut episode_ended = false;
-        for _ in 0..40 {
-            let report = sac.step().unwrap();
-            episode_ended |= report.episode_end.is_some();
-        }
-        COUNTING.with(|c| c.set(false));
+        let (episode_ended, allocated) = allocated_by(|| {
+            let mut episode_ended = false;
+            for _ in 0..40 {
+                let report = sac.step().unwrap();
+                episode_ended |= report.episode_end.is_some();
+            }
+            episode_ended
+        });
         assert!(episode_ended, "the counted steps include an episode reset");
-        assert_eq!(BYTES.with(Cell::get), 0, "bytes allocated by 40 steps");
+        assert_eq!(allocated.bytes, 0, "bytes allocated by 40 steps");
     });
 }
 
