@@ -40,17 +40,19 @@ use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
 use policy_param::algo::{
-    sample_transitions, AmortizedFqi, AmortizedFqiParams, FittedQIteration, FqiParams,
-    LeastSquares, LinearPolicy, LinearPolicySettings, SolveBudget, Transitions, UniformBox,
+    AmortizedFqi, AmortizedFqiParams, FittedQIteration, FqiParams, LeastSquares, LinearPolicy,
+    LinearPolicySettings, SolveBudget, Transitions,
 };
-use policy_param::env::lqr::Lqr;
 use policy_param::env::{ActionSpace, Env};
 use policy_param::maximize::{LbfgsSettings, Maximizer, ProjectedLbfgs, QuadraticArgmax};
 use policy_param::qfunction::linear::{LinearQ, QuadraticFeatures};
 use policy_param::rng::RunSeed;
 
-use super::fqi_lqr::{greedy_gain_and_p, relative, LqrMaximizer};
-use super::{at_least, fraction, positive, thread_cpu_seconds, FqiMethod, LqrSystemName, Window};
+use super::fqi_lqr::{greedy_gain_and_p, lqr_base_points, relative, LqrMaximizer};
+use super::{
+    at_least, fraction, non_negative, positive, thread_cpu_seconds, FqiMethod, LqrSystemName,
+    Window,
+};
 use crate::error::{CellError, Invalid};
 use crate::experiment::{CellContext, Experiment};
 
@@ -138,20 +140,9 @@ impl Experiment for AmortizedFqiLqr {
     }
 
     fn run(c: &Config, seed: u64, ctx: &mut CellContext) -> Result<(), CellError> {
-        let mut env = Lqr::new(c.system.params())?;
-        let solution = env.solve()?;
+        let (env, solution, data) =
+            lqr_base_points(c.system, c.state_bound, c.action_bound, c.points, seed)?;
         let (n, m) = (env.system().state_dim(), env.system().action_dim());
-        let uniform = |bound: f64, dim: usize| UniformBox {
-            low: vec![-bound; dim],
-            high: vec![bound; dim],
-        };
-        let data = sample_transitions(
-            &mut env,
-            &uniform(c.state_bound, n),
-            Some(&uniform(c.action_bound, m)),
-            c.points,
-            RunSeed(seed).child("data", 0),
-        )?;
         let setup = Setup {
             gamma: env.system().gamma(),
             seed: RunSeed(seed),
@@ -178,17 +169,6 @@ impl Experiment for AmortizedFqiLqr {
                 run_method(maximizer, c, setup, ctx)
             }
         }
-    }
-}
-
-fn non_negative(key: &str, value: f64) -> Result<(), Invalid> {
-    if value.is_finite() && value >= 0.0 {
-        Ok(())
-    } else {
-        Err(Invalid::new(
-            key,
-            format!("{value} is not a finite number ≥ 0"),
-        ))
     }
 }
 

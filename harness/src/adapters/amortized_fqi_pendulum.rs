@@ -46,7 +46,7 @@ use policy_param::qfunction::MlpQ;
 use policy_param::rng::RunSeed;
 
 use super::amortized_fqi_lqr::{library_tolerance, Timings};
-use super::{at_least, discount, fraction, positive, FqiMethod, Window};
+use super::{at_least, discount, fraction, non_negative, positive, FqiMethod, Window};
 use crate::error::{CellError, Invalid};
 use crate::experiment::{CellContext, Experiment};
 
@@ -137,12 +137,7 @@ impl Experiment for AmortizedFqiPendulum {
         at_least("points", c.points, 1)?;
         at_least("width", c.width, 1)?;
         at_least("iterations", c.iterations, 1)?;
-        if !(c.tolerance.is_finite() && c.tolerance >= 0.0) {
-            return Err(Invalid::new(
-                "tolerance",
-                format!("{} is not a finite number ≥ 0", c.tolerance),
-            ));
-        }
+        non_negative("tolerance", c.tolerance)?;
         at_least("epochs", c.epochs, 1)?;
         at_least("batch_size", c.batch_size, 1)?;
         positive("lr", c.lr)?;

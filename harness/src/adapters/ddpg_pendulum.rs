@@ -25,7 +25,7 @@ use policy_param::nn::AdamConfig;
 use policy_param::noise::{NoiseConfig, OrnsteinUhlenbeckParams};
 use policy_param::rng::RunSeed;
 
-use super::{at_least, discount, positive};
+use super::{at_least, discount, non_negative, positive};
 use crate::error::{CellError, Invalid};
 use crate::experiment::{CellContext, Experiment};
 
@@ -168,9 +168,7 @@ impl Experiment for DdpgPendulum {
                 format!("{:?}: need at least one layer, each of width ≥ 1", c.hidden),
             ));
         }
-        if !(c.sigma.is_finite() && c.sigma >= 0.0) {
-            return Err(Invalid::new("sigma", format!("{} is not ≥ 0", c.sigma)));
-        }
+        non_negative("sigma", c.sigma)?;
         positive("ou_theta", c.ou_theta)?;
         positive("ou_dt", c.ou_dt)?;
         if c.ou_theta * c.ou_dt >= 1.0 {

@@ -19,15 +19,15 @@ use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
 use policy_param::algo::{
-    sample_transitions, FittedQIteration, FqiParams, LeastSquares, UniformBox,
+    sample_transitions, FittedQIteration, FqiParams, LeastSquares, Transitions, UniformBox,
 };
-use policy_param::env::lqr::Lqr;
+use policy_param::env::lqr::{Lqr, RiccatiSolution};
 use policy_param::env::Env;
 use policy_param::maximize::{LbfgsSettings, Maximizer, ProjectedLbfgs, QuadraticArgmax};
 use policy_param::qfunction::linear::{LinearQ, QuadraticFeatures};
 use policy_param::rng::RunSeed;
 
-use super::{at_least, positive, LqrSystemName};
+use super::{at_least, non_negative, positive, LqrSystemName};
 use crate::error::{CellError, Invalid};
 use crate::experiment::{CellContext, Experiment};
 
@@ -106,30 +106,14 @@ impl Experiment for FqiLqr {
         positive("action_bound", c.action_bound)?;
         at_least("iterations", c.iterations, 1)?;
         positive("tolerance", c.tolerance)?;
-        if !(c.ridge.is_finite() && c.ridge >= 0.0) {
-            return Err(Invalid::new(
-                "ridge",
-                format!("{} is not a finite number ≥ 0", c.ridge),
-            ));
-        }
+        non_negative("ridge", c.ridge)?;
         at_least("lbfgs_starts", c.lbfgs_starts, 1)
     }
 
     fn run(c: &Config, seed: u64, ctx: &mut CellContext) -> Result<(), CellError> {
-        let mut env = Lqr::new(c.system.params())?;
-        let solution = env.solve()?;
+        let (env, solution, data) =
+            lqr_base_points(c.system, c.state_bound, c.action_bound, c.points, seed)?;
         let (n, m) = (env.system().state_dim(), env.system().action_dim());
-        let uniform = |bound: f64, dim: usize| UniformBox {
-            low: vec![-bound; dim],
-            high: vec![bound; dim],
-        };
-        let data = sample_transitions(
-            &mut env,
-            &uniform(c.state_bound, n),
-            Some(&uniform(c.action_bound, m)),
-            c.points,
-            RunSeed(seed).child("data", 0),
-        )?;
         let params = FqiParams {
             gamma: env.system().gamma(),
             max_iterations: c.iterations,
@@ -232,4 +216,31 @@ pub(crate) fn greedy_gain_and_p(
     let gain = chol.solve(&h_as);
     let p = &h_ss - h_as.transpose() * &gain;
     Ok((gain, p))
+}
+
+/// The LQR `system`, its Riccati solution and `points` base points: states uniform in
+/// `[−state_bound, state_bound]ⁿ`, actions in `[−action_bound, action_bound]ᵐ`, one step
+/// each, from the cell's `"data"` stream.
+pub(crate) fn lqr_base_points(
+    system: LqrSystemName,
+    state_bound: f64,
+    action_bound: f64,
+    points: usize,
+    seed: u64,
+) -> Result<(Lqr, RiccatiSolution, Transitions), CellError> {
+    let mut env = Lqr::new(system.params())?;
+    let solution = env.solve()?;
+    let (n, m) = (env.system().state_dim(), env.system().action_dim());
+    let uniform = |bound: f64, dim: usize| UniformBox {
+        low: vec![-bound; dim],
+        high: vec![bound; dim],
+    };
+    let data = sample_transitions(
+        &mut env,
+        &uniform(state_bound, n),
+        Some(&uniform(action_bound, m)),
+        points,
+        RunSeed(seed).child("data", 0),
+    )?;
+    Ok((env, solution, data))
 }

@@ -14,7 +14,7 @@ use policy_param::env::Env;
 use policy_param::eval::{evaluate, EvalSettings};
 use policy_param::rng::RunSeed;
 
-use super::{at_least, LqrSystemName};
+use super::{at_least, non_negative, LqrSystemName};
 use crate::error::{CellError, Invalid};
 use crate::experiment::{CellContext, Experiment};
 
@@ -53,12 +53,7 @@ impl Experiment for LqrGainScale {
     type Config = Config;
 
     fn check(c: &Config) -> Result<(), Invalid> {
-        if !(c.gain_scale.is_finite() && c.gain_scale >= 0.0) {
-            return Err(Invalid::new(
-                "gain_scale",
-                format!("{} is not a finite number ≥ 0", c.gain_scale),
-            ));
-        }
+        non_negative("gain_scale", c.gain_scale)?;
         at_least("episodes", c.episodes, 2)?;
         at_least("horizon", c.horizon, 1)
     }

@@ -50,6 +50,18 @@ pub(crate) fn positive(key: &str, value: f64) -> Result<(), Invalid> {
     }
 }
 
+/// `value` must be finite and ≥ 0.
+pub(crate) fn non_negative(key: &str, value: f64) -> Result<(), Invalid> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            key,
+            format!("{value} is not a finite number ≥ 0"),
+        ))
+    }
+}
+
 /// `value` must be at least `min`.
 pub(crate) fn at_least(key: &str, value: usize, min: usize) -> Result<(), Invalid> {
     if value >= min {
