@@ -13,18 +13,18 @@
 //!
 //! A non-finite or exploding critic loss (above `max_loss`) is divergence.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use policy_param::algo::ddpg::{Ddpg, DdpgConfig, TargetUpdate};
 use policy_param::env::pendulum::Pendulum;
 use policy_param::env::Env;
-use policy_param::eval::EvalSettings;
 use policy_param::nn::AdamConfig;
 use policy_param::noise::{NoiseConfig, OrnsteinUhlenbeckParams};
 use policy_param::rng::RunSeed;
 
+use super::online::{check_critic_loss, pendulum_evaluation, UpdateClock};
 use super::{at_least, discount, non_negative, positive};
 use crate::error::{CellError, Invalid};
 use crate::experiment::{CellContext, Experiment};
@@ -196,29 +196,17 @@ impl Experiment for DdpgPendulum {
         let config = c.ddpg().check()?;
         let make_env = || Ok(Box::new(Pendulum::new()) as Box<dyn Env>);
         let mut ddpg = Ddpg::new(&config, make_env()?, seed)?;
-        let evaluation = EvalSettings {
-            episodes: c.eval_episodes,
-            seed: seed.child("evaluation", 0),
-            gamma: 1.0,
-            max_steps: 200,
-        };
+        let evaluation = pendulum_evaluation(c.eval_episodes, seed);
         ctx.set_total(c.steps);
         let start = Instant::now();
-        let mut update_time = Duration::ZERO;
-        let mut update_steps = 0u64;
+        let mut updates_clock = UpdateClock::default();
         let (mut loss_sum, mut losses) = (0.0, 0u64);
         for _ in 0..c.steps {
             let before = Instant::now();
             let report = ddpg.step()?;
             if let Some(update) = report.update {
-                update_time += before.elapsed();
-                update_steps += 1;
-                if !update.critic_loss.is_finite() || update.critic_loss > c.max_loss {
-                    return Err(CellError::Diverged(format!(
-                        "critic loss {} at step {} (max_loss {})",
-                        update.critic_loss, report.step, c.max_loss
-                    )));
-                }
+                updates_clock.add(before);
+                check_critic_loss(update.critic_loss, report.step, c.max_loss)?;
                 loss_sum += update.critic_loss;
                 losses += 1;
             }
@@ -236,13 +224,7 @@ impl Experiment for DdpgPendulum {
             }
             ctx.advance();
         }
-        if update_steps > 0 {
-            ctx.record(
-                0,
-                "update_steps_per_second",
-                update_steps as f64 / update_time.as_secs_f64(),
-            );
-        }
+        updates_clock.record(ctx);
         ctx.record(0, "run_seconds", start.elapsed().as_secs_f64());
         Ok(())
     }

@@ -9,6 +9,7 @@ pub mod ddpg_pendulum;
 pub mod fqi_lqr;
 pub mod fqi_pendulum;
 pub mod lqr_gain_scale;
+mod online;
 pub mod sac_pendulum;
 
 use std::fmt;

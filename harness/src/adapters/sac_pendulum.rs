@@ -38,17 +38,17 @@
 //! A non-finite or exploding critic loss (above `max_loss`) is divergence, as is a
 //! numerical error of the library.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use policy_param::algo::sac::{Sac, SacConfig, SoftTarget, Temperature};
 use policy_param::env::pendulum::Pendulum;
 use policy_param::env::Env;
-use policy_param::eval::EvalSettings;
 use policy_param::nn::AdamConfig;
 use policy_param::rng::RunSeed;
 
+use super::online::{check_critic_loss, pendulum_evaluation, UpdateClock};
 use super::{at_least, discount, positive};
 use crate::error::{CellError, Invalid};
 use crate::experiment::{CellContext, Experiment};
@@ -220,16 +220,10 @@ impl Experiment for SacPendulum {
         let config = c.sac().check()?;
         let make_env = || Ok(Box::new(Pendulum::new()) as Box<dyn Env>);
         let mut sac = Sac::new(&config, make_env()?, seed)?;
-        let evaluation = EvalSettings {
-            episodes: c.eval_episodes,
-            seed: seed.child("evaluation", 0),
-            gamma: 1.0,
-            max_steps: 200,
-        };
+        let evaluation = pendulum_evaluation(c.eval_episodes, seed);
         ctx.set_total(c.steps);
         let start = Instant::now();
-        let mut update_time = Duration::ZERO;
-        let mut update_steps = 0u64;
+        let mut updates_clock = UpdateClock::default();
         // Sums since the last evaluation point: critic loss, value loss, entropy, β.
         let mut sums = [0.0f64; 4];
         let mut updates = 0u64;
@@ -237,14 +231,8 @@ impl Experiment for SacPendulum {
             let before = Instant::now();
             let report = sac.step()?;
             if let Some(update) = report.update {
-                update_time += before.elapsed();
-                update_steps += 1;
-                if !update.critic_loss.is_finite() || update.critic_loss > c.max_loss {
-                    return Err(CellError::Diverged(format!(
-                        "critic loss {} at step {} (max_loss {})",
-                        update.critic_loss, report.step, c.max_loss
-                    )));
-                }
+                updates_clock.add(before);
+                check_critic_loss(update.critic_loss, report.step, c.max_loss)?;
                 sums[0] += update.critic_loss;
                 sums[1] += update.value_loss.unwrap_or(0.0);
                 sums[2] += update.entropy;
@@ -271,13 +259,7 @@ impl Experiment for SacPendulum {
             }
             ctx.advance();
         }
-        if update_steps > 0 {
-            ctx.record(
-                0,
-                "update_steps_per_second",
-                update_steps as f64 / update_time.as_secs_f64(),
-            );
-        }
+        updates_clock.record(ctx);
         ctx.record(0, "run_seconds", start.elapsed().as_secs_f64());
         Ok(())
     }
