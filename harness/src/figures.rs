@@ -269,22 +269,7 @@ fn against_key(experiment: &str, metric: &str, key: &str, rows: &[&SummaryRow]) 
                 .error_y(errors)
                 .name(metric),
         );
-        plot.set_layout(
-            Layout::new()
-                .title(Title::with_text(format!(
-                    "{experiment}: {metric} (mean over seeds, 95% CI)"
-                )))
-                .x_axis(
-                    Axis::new()
-                        .title(Title::with_text(key))
-                        .type_(axis_type(x.into_iter())),
-                )
-                .y_axis(
-                    Axis::new()
-                        .title(Title::with_text(metric))
-                        .type_(axis_type(rows.iter().map(|r| r.mean))),
-                ),
-        );
+        plot.set_layout(numeric_layout(experiment, metric, key, x.into_iter(), rows));
     } else {
         let x: Vec<String> = values
             .iter()
@@ -345,23 +330,39 @@ fn grouped_lines(
                 .name(format!("{group_key}={g}")),
         );
     }
-    plot.set_layout(
-        Layout::new()
-            .title(Title::with_text(format!(
-                "{experiment}: {metric} (mean over seeds, 95% CI)"
-            )))
-            .x_axis(
-                Axis::new()
-                    .title(Title::with_text(x_key))
-                    .type_(axis_type(xs_all.into_iter())),
-            )
-            .y_axis(
-                Axis::new()
-                    .title(Title::with_text(metric))
-                    .type_(axis_type(rows.iter().map(|r| r.mean))),
-            ),
-    );
+    plot.set_layout(numeric_layout(
+        experiment,
+        metric,
+        x_key,
+        xs_all.into_iter(),
+        rows,
+    ));
     plot
+}
+
+/// The layout of `metric`'s means (with 95% CI) against the numeric key `x_key` taking
+/// the values `xs`: each axis logarithmic when its values span decades.
+fn numeric_layout(
+    experiment: &str,
+    metric: &str,
+    x_key: &str,
+    xs: impl Iterator<Item = f64>,
+    rows: &[&SummaryRow],
+) -> Layout {
+    Layout::new()
+        .title(Title::with_text(format!(
+            "{experiment}: {metric} (mean over seeds, 95% CI)"
+        )))
+        .x_axis(
+            Axis::new()
+                .title(Title::with_text(x_key))
+                .type_(axis_type(xs)),
+        )
+        .y_axis(
+            Axis::new()
+                .title(Title::with_text(metric))
+                .type_(axis_type(rows.iter().map(|r| r.mean))),
+        )
 }
 
 /// Several timing metrics against numeric key `key`, one line each (log axes when the

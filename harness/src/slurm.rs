@@ -702,19 +702,28 @@ fn query(program: &str, args: &[&str]) -> std::result::Result<String, String> {
     }
 }
 
-/// The queued and running tasks of `jobs`, from `squeue`; `Err` with why not.
-fn squeue(jobs: &[u64]) -> std::result::Result<Vec<TaskState>, String> {
-    if !on_path("squeue") {
-        return Err("squeue is not on PATH".into());
+/// `jobs` as the comma-separated list `tool` takes (`None` for no jobs: nothing to ask);
+/// `Err` if `tool` is not on PATH.
+fn job_list(tool: &str, jobs: &[u64]) -> std::result::Result<Option<String>, String> {
+    if !on_path(tool) {
+        return Err(format!("{tool} is not on PATH"));
     }
     if jobs.is_empty() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let list = jobs
         .iter()
         .map(u64::to_string)
         .collect::<Vec<_>>()
         .join(",");
+    Ok(Some(list))
+}
+
+/// The queued and running tasks of `jobs`, from `squeue`; `Err` with why not.
+fn squeue(jobs: &[u64]) -> std::result::Result<Vec<TaskState>, String> {
+    let Some(list) = job_list("squeue", jobs)? else {
+        return Ok(Vec::new());
+    };
     match query(
         "squeue",
         &[
@@ -734,17 +743,9 @@ fn squeue(jobs: &[u64]) -> std::result::Result<Vec<TaskState>, String> {
 
 /// The tasks of `jobs` from `sacct`; `Err` with why not (no accounting database).
 fn sacct(jobs: &[u64]) -> std::result::Result<Vec<TaskState>, String> {
-    if !on_path("sacct") {
-        return Err("sacct is not on PATH".into());
-    }
-    if jobs.is_empty() {
+    let Some(list) = job_list("sacct", jobs)? else {
         return Ok(Vec::new());
-    }
-    let list = jobs
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    };
     let text = query(
         "sacct",
         &[
