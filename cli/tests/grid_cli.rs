@@ -11,26 +11,21 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_policy-param"))
 }
 
-struct TempDir(PathBuf);
+/// A fresh directory under the system's temp dir, removed when dropped.
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new(tag: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("policy-param-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        let prefix = format!("policy-param-cli-{tag}-");
+        TempDir(tempfile::Builder::new().prefix(&prefix).tempdir().unwrap())
+    }
+    fn path(&self) -> &Path {
+        self.0.path()
     }
     fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
+        let path = self.path().join(name);
         std::fs::write(&path, text).unwrap();
         path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -85,7 +80,7 @@ lr = [1e-3, 2e-3]
 fn a_run_killed_halfway_resumes_with_the_unfinished_cells_only() {
     let dir = TempDir::new("kill");
     let file = dir.write("slow.toml", SLOW);
-    let out = dir.0.join("results");
+    let out = dir.path().join("results");
     let cells = out.join("slow").join("cells");
     let mut child = bin()
         .args(["grid", "run", "--threads", "1", "--out"])
@@ -169,7 +164,7 @@ maximizer = "lbfgs"
 fn compare_passes_on_two_runs_and_fails_naming_an_altered_cell() {
     let dir = TempDir::new("compare");
     let file = dir.write("small.toml", SMALL);
-    let (a, b) = (dir.0.join("a"), dir.0.join("b"));
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     for (out, threads) in [(&a, "1"), (&b, "2")] {
         let output = run(bin()
             .args(["grid", "run", "--threads", threads, "--out"])
@@ -208,7 +203,7 @@ fn compare_passes_on_two_runs_and_fails_naming_an_altered_cell() {
     let output = run(bin().args(["compare", "--rtol", "0.01"]).arg(&a).arg(&b));
     assert_eq!(output.status.code(), Some(0));
     // Nothing to compare: could not run.
-    let output = run(bin().arg("compare").arg(&a).arg(dir.0.join("nowhere")));
+    let output = run(bin().arg("compare").arg(&a).arg(dir.path().join("nowhere")));
     assert_eq!(output.status.code(), Some(2));
 }
 
@@ -220,7 +215,7 @@ fn a_config_error_exits_2_naming_file_and_key_before_anything_runs() {
         "bad.toml",
         &SMALL.replace("iterations = 5", "iterations = 5\nlearning_rate = 0.1"),
     );
-    let out = dir.0.join("results");
+    let out = dir.path().join("results");
     let output = run(bin()
         .args(["grid", "run", "--out"])
         .arg(&out)
@@ -264,7 +259,7 @@ system = ["scalar", "double_integrator"]
 gain_scale = [0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 2.0]
 "#,
     );
-    let out = dir.0.join("results");
+    let out = dir.path().join("results");
     let output = run(bin().args(["grid", "run", "--out"]).arg(&out).arg(&file));
     assert!(output.status.success());
     let mut reader = csv::Reader::from_path(out.join("lqr_ground_truth_summary.csv")).unwrap();

@@ -15,21 +15,19 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_policy-param"))
 }
 
-struct TempDir(PathBuf);
+/// A fresh directory under the system's temp dir, removed when dropped.
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new(tag: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("policy-param-submit-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        let prefix = format!("policy-param-submit-{tag}-");
+        TempDir(tempfile::Builder::new().prefix(&prefix).tempdir().unwrap())
     }
     fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
     fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
+        let path = self.path().join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
         path
@@ -43,15 +41,9 @@ impl TempDir {
     fn path_var(&self) -> String {
         format!(
             "{}:{}",
-            self.0.join("bin").display(),
+            self.path().join("bin").display(),
             std::env::var("PATH").unwrap_or_default()
         )
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
