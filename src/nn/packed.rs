@@ -54,7 +54,7 @@ const BASELINE_FMA: bool = cfg!(target_feature = "fma");
 /// `C ← α·op(A)·op(B) + β·C`, dispatched on the CPU's features: tile sizes `MR×NR` for
 /// AVX2+FMA and the baseline, `MR512×NR512` for AVX-512. Every tile size gives the same
 /// bits: each element of `C` sums its depth in the same order, one fused multiply-add at a
-/// time, whatever tile it falls in (`tests/gemm_threads.rs` checks the builds agree).
+/// time, whatever tile it falls in (checked by `avx2_and_avx512_builds_agree_bit_for_bit`).
 pub(super) fn gemm<
     T: Scalar,
     const MR: usize,
@@ -71,12 +71,22 @@ pub(super) fn gemm<
         return;
     }
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+    if has_avx2_fma() {
         // SAFETY: the CPU supports the features the function is compiled with.
         unsafe { gemm_avx2_fma::<T, MR, NR>(problem) };
         return;
     }
     gemm_body::<T, MR, NR, BASELINE_FMA>(problem)
+}
+
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+fn has_avx2_fma() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma")
 }
 
 /// Whether the AVX-512 build runs: the CPU has AVX-512F (and FMA), and the environment
@@ -85,11 +95,7 @@ pub(super) fn gemm<
 fn use_avx512() -> bool {
     use std::sync::OnceLock;
     static USE: OnceLock<bool> = OnceLock::new();
-    *USE.get_or_init(|| {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("fma")
-            && std::env::var_os("POLICY_PARAM_NO_AVX512").is_none()
-    })
+    *USE.get_or_init(|| has_avx512() && std::env::var_os("POLICY_PARAM_NO_AVX512").is_none())
 }
 
 /// One build chosen explicitly, so that tests can compare them on one machine: `None`
@@ -109,7 +115,7 @@ pub(super) fn gemm_build<
         Build::Baseline => gemm_body::<T, MR, NR, BASELINE_FMA>(problem),
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         Build::Avx2 => {
-            if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+            if !has_avx2_fma() {
                 return None;
             }
             // SAFETY: checked just above.
@@ -117,7 +123,7 @@ pub(super) fn gemm_build<
         }
         #[cfg(target_arch = "x86_64")]
         Build::Avx512 => {
-            if !(std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma")) {
+            if !has_avx512() {
                 return None;
             }
             // SAFETY: checked just above.
