@@ -34,6 +34,10 @@ pub enum GridCommand {
         /// No progress bars (they are off anyway when stderr is not a terminal).
         #[arg(long)]
         no_progress: bool,
+        /// Write the tables even when they would hold fewer cells than those in OUT
+        /// (by default such tables are left as they are, and the command fails).
+        #[arg(long)]
+        replace: bool,
     },
     /// Run exactly one cell (a cluster array job's unit); skipped when already finished.
     Cell {
@@ -66,6 +70,11 @@ pub enum GridCommand {
         files: Vec<PathBuf>,
         #[arg(long, default_value = "results")]
         out: PathBuf,
+        /// Write the tables even when they would hold fewer cells than those in OUT
+        /// (a fresh clone has the committed tables and no shards: by default they are
+        /// left as they are, and the command fails naming the missing cells).
+        #[arg(long)]
+        replace: bool,
     },
     /// Submit the grid's unfinished cells to a cluster scheduler as one job array (one
     /// task per cell, running `grid cell --index <task id>`), and print the job id.
@@ -131,6 +140,7 @@ pub fn run(command: GridCommand) -> anyhow::Result<Verdict> {
             cell_threads,
             out,
             no_progress,
+            replace,
         } => {
             let grids = load_all(&files)?;
             let options = RunOptions {
@@ -141,6 +151,7 @@ pub fn run(command: GridCommand) -> anyhow::Result<Verdict> {
                 progress: !no_progress,
             };
             let mut verdict = Verdict::Pass;
+            let mut refused = Vec::new();
             for grid in &grids {
                 let report = run_grid(grid, &options)?;
                 for (index, outcome) in &report.outcomes {
@@ -162,8 +173,21 @@ pub fn run(command: GridCommand) -> anyhow::Result<Verdict> {
                 if !report.failed().is_empty() {
                     verdict = Verdict::Fail;
                 }
-                print_gather(grid, &options.out)?;
-                record_run(grid, &report, &options.out)?;
+                // A grid whose tables cannot be written (they would shrink) does not stop
+                // the others; the command fails at the end.
+                match print_gather(grid, &options.out, replace) {
+                    Ok(()) => record_run(grid, &report, &options.out)?,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        refused.push(grid.name.clone());
+                    }
+                }
+            }
+            if !refused.is_empty() {
+                anyhow::bail!(
+                    "tables not written for {} (see above); their shards are kept",
+                    refused.join(", ")
+                );
             }
             Ok(verdict)
         }
@@ -218,9 +242,20 @@ pub fn run(command: GridCommand) -> anyhow::Result<Verdict> {
             }
             Ok(Verdict::Pass)
         }
-        GridCommand::Gather { files, out } => {
+        GridCommand::Gather {
+            files,
+            out,
+            replace,
+        } => {
+            let mut refused = Vec::new();
             for grid in load_all(&files)? {
-                print_gather(&grid, &out)?;
+                if let Err(e) = print_gather(&grid, &out, replace) {
+                    eprintln!("error: {e}");
+                    refused.push(grid.name);
+                }
+            }
+            if !refused.is_empty() {
+                anyhow::bail!("tables not written for {}", refused.join(", "));
             }
             Ok(Verdict::Pass)
         }
@@ -351,15 +386,16 @@ fn load_all(files: &[PathBuf]) -> anyhow::Result<Vec<Grid>> {
     Ok(grids)
 }
 
-fn print_gather(grid: &Grid, out: &Path) -> anyhow::Result<()> {
-    let report = gather(grid, out)?;
+fn print_gather(grid: &Grid, out: &Path, replace: bool) -> anyhow::Result<()> {
+    let report = gather(grid, out, replace)?;
     println!(
-        "{}: gathered {} shards ({} diverged, {} cells missing, {} stale shards ignored) into {}, {}, {}; {} figures in {}",
+        "{}: gathered {} shards ({} diverged, {} cells missing, {} stale shards ignored, {} unreadable files) into {}, {}, {}; {} figures in {}",
         report.grid,
         report.shards,
         report.diverged,
         report.missing.len(),
         report.stale,
+        report.unreadable,
         report.csv.display(),
         report.parquet.display(),
         report.summary.display(),

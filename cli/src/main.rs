@@ -6,13 +6,14 @@
 
 mod grid;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 use clap::{Parser, Subcommand};
 use policy_param::env::trace::{check_trace, TraceReport};
 use policy_param::Error;
+use policy_param_harness::methods::{self, Better, Request, Step};
 
 #[derive(Parser)]
 #[command(
@@ -37,13 +38,19 @@ enum Command {
         #[command(subcommand)]
         command: grid::GridCommand,
     },
-    /// Compare two result directories cell by cell; exit 1 if anything differs beyond
-    /// tolerance (timing metrics are skipped unless --include-timing).
+    /// Compare two result directories cell by cell (shards, or the committed tables when
+    /// a directory has no shards): per grid identical, within tolerance or different;
+    /// exit 0 when nothing differs beyond tolerance, 1 when something does, 2 when they
+    /// could not be compared. Timing metrics are skipped unless --include-timing.
+    ///
+    /// With --stats and one directory: compare the settings of each grid on one metric
+    /// (mean and IQM with bootstrap intervals, probability of improvement over a baseline).
     Compare {
         /// First result directory (e.g. results).
         dir_a: PathBuf,
-        /// Second result directory.
-        dir_b: PathBuf,
+        /// Second result directory (not with --stats).
+        #[arg(required_unless_present = "stats")]
+        dir_b: Option<PathBuf>,
         /// Relative tolerance: values agree when |a − b| ≤ atol + rtol·max(|a|, |b|).
         #[arg(long, default_value_t = 0.0)]
         rtol: f64,
@@ -53,7 +60,36 @@ enum Command {
         /// Compare timing metrics (…_seconds, …_per_second) too.
         #[arg(long)]
         include_timing: bool,
+        /// Statistics of the settings of DIR_A's grids on --metric (no second directory).
+        #[arg(long, conflicts_with_all = ["dir_b", "rtol", "atol", "include_timing"], requires = "metric")]
+        stats: bool,
+        /// The metric compared by --stats (e.g. eval_return).
+        #[arg(long)]
+        metric: Option<String>,
+        /// The step compared by --stats: a number, or `last` (each cell's last step).
+        #[arg(long, default_value = "last")]
+        step: Step,
+        /// The setting the others are compared with (`experiment` or `experiment[k=v]`);
+        /// default: each grid's first setting.
+        #[arg(long)]
+        baseline: Option<String>,
+        /// Whether higher or lower values are better (default: guessed from the metric's
+        /// name: errors, losses and times are better low).
+        #[arg(long, value_enum)]
+        better: Option<BetterArg>,
+        /// Bootstrap resamples (rliable's default, 50 000).
+        #[arg(long, default_value_t = 50_000)]
+        reps: usize,
+        /// Only this grid (default: every grid in DIR_A that records the metric).
+        #[arg(long)]
+        grid: Option<String>,
     },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BetterArg {
+    Higher,
+    Lower,
 }
 
 #[derive(Subcommand)]
@@ -117,7 +153,28 @@ fn run(cli: Cli) -> anyhow::Result<Verdict> {
             rtol,
             atol,
             include_timing,
+            stats,
+            metric,
+            step,
+            baseline,
+            better,
+            reps,
+            grid,
         } => {
+            if stats {
+                let metric = metric.expect("clap requires --metric with --stats");
+                let mut request = Request::new(&metric, step);
+                request.baseline = baseline;
+                request.bootstrap.reps = reps;
+                if let Some(b) = better {
+                    request.better = match b {
+                        BetterArg::Higher => Better::Higher,
+                        BetterArg::Lower => Better::Lower,
+                    };
+                }
+                return compare_stats(&dir_a, grid.as_deref(), &request);
+            }
+            let dir_b = dir_b.expect("clap requires DIR_B without --stats");
             let tolerance = policy_param_harness::compare::Tolerance {
                 rtol,
                 atol,
@@ -133,6 +190,47 @@ fn run(cli: Cli) -> anyhow::Result<Verdict> {
             })
         }
     }
+}
+
+/// `compare --stats`: each grid of `dir` that records the metric, its settings compared.
+fn compare_stats(dir: &Path, only: Option<&str>, request: &Request) -> anyhow::Result<Verdict> {
+    if request.bootstrap.reps < 100 {
+        bail!(
+            "--reps must be at least 100, got {}",
+            request.bootstrap.reps
+        );
+    }
+    let grids = policy_param_harness::results::read_dir(dir)?;
+    if let Some(name) = only {
+        if !grids.contains_key(name) {
+            bail!(
+                "{}: no results of grid {name:?} (grids: {})",
+                dir.display(),
+                grids.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    let mut printed = 0;
+    for (name, results) in &grids {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        if let Some(stats) = methods::compare_settings(name, &results.cells, request)? {
+            if printed > 0 {
+                println!();
+            }
+            print!("{}", stats.render(request));
+            printed += 1;
+        }
+    }
+    if printed == 0 {
+        bail!(
+            "{}: no grid records the metric {:?}",
+            dir.display(),
+            request.metric
+        );
+    }
+    Ok(Verdict::Pass)
 }
 
 fn check_traces(files: &[PathBuf], tolerance: f64) -> anyhow::Result<Verdict> {

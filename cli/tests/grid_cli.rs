@@ -297,3 +297,129 @@ gain_scale = [0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 2.0]
         }
     }
 }
+
+/// What a reader of a fresh clone does: compare a run with the committed tables alone
+/// (exit 0, per grid "identical"); see one altered committed value named by grid, cell,
+/// metric and step (exit 1), or accepted "within tolerance"; get exit 2 from a directory
+/// with no results; compare settings statistically; and find that `grid gather` there
+/// leaves the committed tables as they are and fails naming what is missing.
+#[test]
+fn committed_tables_alone_compare_and_survive_a_gather() {
+    let dir = TempDir::new("tables");
+    let file = dir.write("small.toml", SMALL);
+    let run_dir = dir.path().join("run");
+    let output = run(bin()
+        .args(["grid", "run", "--out"])
+        .arg(&run_dir)
+        .arg(&file));
+    assert!(output.status.success());
+
+    // The committed files: Parquet table, summary, figures.
+    let clone = dir.path().join("clone");
+    std::fs::create_dir_all(&clone).unwrap();
+    for f in [
+        "small.parquet",
+        "small_summary.csv",
+        "small.html",
+        "plotly.min.js",
+    ] {
+        std::fs::copy(run_dir.join(f), clone.join(f)).unwrap();
+    }
+    let output = run(bin().arg("compare").arg(&clone).arg(&run_dir));
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("small: identical (2 cells"), "{stdout}");
+
+    // `grid gather` on the clone: nothing written, exit 2, the missing cells named.
+    let before: Vec<Vec<u8>> = ["small.parquet", "small_summary.csv", "small.html"]
+        .iter()
+        .map(|f| std::fs::read(clone.join(f)).unwrap())
+        .collect();
+    let output = run(bin()
+        .args(["grid", "gather", "--out"])
+        .arg(&clone)
+        .arg(&file));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("holds 2 cells") && stderr.contains("missing: #0 lqr seed=0"),
+        "{stderr}"
+    );
+    let after: Vec<Vec<u8>> = ["small.parquet", "small_summary.csv", "small.html"]
+        .iter()
+        .map(|f| std::fs::read(clone.join(f)).unwrap())
+        .collect();
+    assert!(before == after, "gather changed a committed table");
+    assert!(!clone.join("small.csv").exists());
+
+    // The same table as CSV with one value altered: named by grid, cell, metric, step.
+    let altered = dir.path().join("altered");
+    std::fs::create_dir_all(&altered).unwrap();
+    let tidy = std::fs::read_to_string(run_dir.join("small.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(tidy.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let mut writer = csv::Writer::from_path(altered.join("small.csv")).unwrap();
+    writer.write_record(&header).unwrap();
+    for record in reader.records() {
+        let mut fields: Vec<String> = record.unwrap().iter().map(String::from).collect();
+        if fields[col("seed")] == "1"
+            && fields[col("metric")] == "gain_error"
+            && fields[col("step")] == "3"
+        {
+            let v: f64 = fields[col("value")].parse().unwrap();
+            fields[col("value")] = format!("{:?}", v * 1.001);
+        }
+        writer.write_record(&fields).unwrap();
+    }
+    writer.flush().unwrap();
+    let output = run(bin().arg("compare").arg(&altered).arg(&run_dir));
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("gain_error"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.starts_with("small ") && line.contains("lqr seed=1") && line.contains(" 3 "),
+        "{line}"
+    );
+    assert!(stdout.contains("small: different"), "{stdout}");
+    let output = run(bin()
+        .args(["compare", "--rtol", "0.01"])
+        .arg(&altered)
+        .arg(&run_dir));
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("small: within tolerance"));
+
+    // A directory with no results: could not compare.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let output = run(bin().arg("compare").arg(&empty).arg(&run_dir));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("holds no results"));
+
+    // Statistics of the settings, from the committed table alone.
+    let output = run(bin()
+        .args([
+            "compare",
+            "--stats",
+            "--metric",
+            "final_gain_error",
+            "--reps",
+            "1000",
+        ])
+        .arg(&clone));
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("lower is better")
+            && stdout.contains("IQM [95% CI]")
+            && stdout.contains("lqr  "),
+        "{stdout}"
+    );
+    let output = run(bin()
+        .args(["compare", "--stats", "--metric", "no_such_metric"])
+        .arg(&clone));
+    assert_eq!(output.status.code(), Some(2));
+}

@@ -16,6 +16,16 @@
 //! [experiment.sweep]             # lists: the grid is their cartesian product × seeds
 //! system = ["scalar", "double_integrator"]
 //! maximizer = ["quadratic", "lbfgs"]
+//!
+//! [[figure]]                     # optional: a comparison the page leads with
+//! title = "FQI on LQR: the maximizers compared"
+//! metric = "gain_error"          # overlaid for every setting of these experiments
+//! experiments = ["fqi_lqr"]      # default: every experiment
+//! baseline = "fqi_lqr[system=scalar,maximizer=quadratic]"  # for the caption's statistics
+//! step = 100                     # the step the caption compares at (default: the last)
+//! better = "lower"               # default: guessed from the metric's name
+//! caption = "What to look for."
+//! references = [{ label = "a published figure", value = 0.0 }]
 //! ```
 //!
 //! Every cell's config is deserialized into the adapter's typed config (unknown keys and
@@ -46,6 +56,46 @@ pub struct Grid {
     pub description: String,
     pub experiments: Vec<ExperimentSpec>,
     pub cells: Vec<Cell>,
+    /// The comparison figures the file declares, in file order.
+    pub figures: Vec<FigureSpec>,
+}
+
+/// One `[[figure]]` table: every setting of some experiments overlaid on one metric,
+/// with reference lines (a peer's published figure) and a caption with the settings'
+/// statistics at one step. It changes no cell: editing it reruns nothing.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FigureSpec {
+    pub title: String,
+    pub metric: String,
+    /// The experiments overlaid, or single settings of them (`experiment[k=v]`); empty:
+    /// all of them.
+    #[serde(default)]
+    pub experiments: Vec<String>,
+    /// The setting (`experiment` or `experiment[k=v]`) the others are compared with;
+    /// default: the first.
+    #[serde(default)]
+    pub baseline: Option<String>,
+    /// The step of the caption's statistics; default: each cell's last.
+    #[serde(default)]
+    pub step: Option<u64>,
+    /// `higher` or `lower`; default: guessed from the metric's name.
+    #[serde(default)]
+    pub better: Option<String>,
+    /// Prose under the figure: what to look for.
+    #[serde(default)]
+    pub caption: String,
+    /// Horizontal lines for outside figures (a peer's published result).
+    #[serde(default)]
+    pub references: Vec<Reference>,
+}
+
+/// A horizontal reference line of a figure.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reference {
+    pub label: String,
+    pub value: f64,
 }
 
 /// One `[[experiment]]` table.
@@ -123,6 +173,8 @@ struct GridFile {
     #[serde(default)]
     description: String,
     experiment: Vec<ExperimentFile>,
+    #[serde(default)]
+    figure: Vec<FigureSpec>,
 }
 
 #[derive(Deserialize)]
@@ -324,18 +376,107 @@ impl Grid {
                 sweep_keys,
             });
         }
+        for (i, figure) in parsed.figure.iter().enumerate() {
+            check_figure(file, i, figure, &experiments, &cells)?;
+        }
         Ok(Grid {
             name,
             file: file.to_path_buf(),
             description: parsed.description,
             experiments,
             cells,
+            figures: parsed.figure,
         })
     }
 
     pub fn experiment_of(&self, cell: &Cell) -> &ExperimentSpec {
         &self.experiments[cell.experiment]
     }
+}
+
+/// A declared figure names experiments, a baseline setting and a direction that exist.
+fn check_figure(
+    file: &Path,
+    index: usize,
+    figure: &FigureSpec,
+    experiments: &[ExperimentSpec],
+    cells: &[Cell],
+) -> Result<(), ConfigError> {
+    let at = |key: &str| format!("figure[{index}].{key}");
+    if figure.title.trim().is_empty() {
+        return Err(ConfigError::new(file, at("title"), "is empty"));
+    }
+    if figure.metric.trim().is_empty() {
+        return Err(ConfigError::new(file, at("metric"), "is empty"));
+    }
+    // What an entry of `experiments` or `baseline` may name: an experiment, or one of its
+    // settings as `experiment[k=v,...]`.
+    let label = |c: &Cell| {
+        let setting = c.setting_label();
+        if setting.is_empty() {
+            c.experiment_name.clone()
+        } else {
+            format!("{}[{setting}]", c.experiment_name)
+        }
+    };
+    let mut names: BTreeSet<String> = experiments.iter().map(|e| e.name.clone()).collect();
+    names.extend(cells.iter().map(label));
+    for (i, name) in figure.experiments.iter().enumerate() {
+        if !names.contains(name) {
+            let known: Vec<&str> = experiments.iter().map(|e| e.name.as_str()).collect();
+            return Err(ConfigError::new(
+                file,
+                at(&format!("experiments[{i}]")),
+                format!(
+                    "no experiment or setting {name:?} (experiments: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(baseline) = &figure.baseline {
+        let shown = |c: &Cell| {
+            figure.experiments.is_empty()
+                || figure
+                    .experiments
+                    .iter()
+                    .any(|x| *x == c.experiment_name || *x == label(c))
+        };
+        let settings: BTreeSet<String> = cells
+            .iter()
+            .filter(|c| shown(c))
+            .flat_map(|c| [c.experiment_name.clone(), label(c)])
+            .collect();
+        if !settings.contains(baseline) {
+            return Err(ConfigError::new(
+                file,
+                at("baseline"),
+                format!(
+                    "{baseline:?} is no experiment or setting of this figure ({})",
+                    settings.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(better) = &figure.better {
+        if better != "higher" && better != "lower" {
+            return Err(ConfigError::new(
+                file,
+                at("better"),
+                format!("{better:?} is neither \"higher\" nor \"lower\""),
+            ));
+        }
+    }
+    for (i, r) in figure.references.iter().enumerate() {
+        if !r.value.is_finite() {
+            return Err(ConfigError::new(
+                file,
+                at(&format!("references[{i}].value")),
+                format!("{} is not a finite number", r.value),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Where an adapter's complaint about key `inv.key` points in the file: the sweep list

@@ -55,6 +55,11 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// A command would have destroyed results (replaced a table with a smaller one): it
+    /// wrote nothing.
+    #[error("{0}")]
+    Refused(String),
+
     #[error("tables: {0}")]
     Polars(#[from] polars::error::PolarsError),
 }

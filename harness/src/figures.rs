@@ -1,28 +1,60 @@
-//! Figures of a grid's summary, with plotly, in one HTML page `results/<grid>.html`:
-//! one figure per experiment and metric.
+//! Figures of a grid, with plotly, in one HTML page `results/<grid>.html` that works
+//! offline: plotly.js is loaded by relative path from `plotly.min.js` beside the page
+//! (written there from the copy the plotly crate embeds), nothing is fetched from the
+//! network, and all text is plain Unicode (no MathJax).
 //!
-//! - A metric recorded at several steps: learning curves, the mean across seeds of each
-//!   setting with its 95% confidence band; and, when the experiment sweeps exactly two
-//!   keys, a heatmap of the mean at each setting's last step (colours by log₁₀ when the
-//!   means are positive and span more than two decades).
-//! - A metric recorded once per cell: against the swept key with 95% error bars when one
-//!   key is swept; when two are, a heatmap, and lines against the numeric key (one per
-//!   value of the other); a bar per setting otherwise. Timing metrics measured once per
-//!   cell (`…_seconds`) also share one figure against a single numeric swept key.
+//! The page opens with a contents list, then the comparisons the grid file declares
+//! (`[[figure]]`): every setting of the named experiments overlaid on one metric,
+//! reference lines for a peer's published figure, and a caption with each setting's mean
+//! and interquartile mean and its probability of improvement over the baseline, with
+//! bootstrap intervals ([`crate::methods`]). Then one section per experiment, a figure per
+//! metric: learning curves when the metric is recorded at several steps (and a heatmap
+//! of the last step for a two-key sweep); when recorded once, the metric against the swept
+//! key, a heatmap with lines for two keys, or a bar per setting; timings side by side.
 //!
-//! The page loads plotly.js from its CDN, as `Plot::to_html` does; the plots have fixed
-//! ids, so the same summary gives the same file.
+//! What every curve or bar shows: the mean over the seeds that finished ok with its 95%
+//! confidence interval (Student t); for a positive metric spanning decades (errors) the
+//! geometric mean with the interval taken in log space, so that it stays positive on the
+//! log axis; each seed's own values when a setting has three seeds or fewer; the number
+//! of seeds at each point on hover; diverged seeds dashed, with their reasons under the
+//! figure. Axes name what they measure ("environment steps", "FQI iteration").
+//!
+//! Plots have fixed ids, so the same cells give the same file.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use plotly::common::{ErrorData, ErrorType, Fill, Line, Mode, Title};
-use plotly::layout::{Axis, AxisType};
+use plotly::common::{DashType, ErrorData, ErrorType, Fill, Line, Marker, Mode, Title};
+use plotly::layout::{Axis, AxisType, Legend};
 use plotly::{Bar, HeatMap, Layout, Plot, Scatter};
 
-use crate::config::{display_value, Grid};
+use crate::config::{display_value, FigureSpec, Grid};
 use crate::error::{Error, Result};
-use crate::tables::SummaryRow;
+use crate::experiment::is_timing_metric;
+use crate::methods::{self, Better, GridStats, Request, Step};
+use crate::results::{CellResult, CELL_WALL_SECONDS};
+use crate::stats::significant;
+use crate::tables::mean_std_ci;
+
+/// The file name of plotly.js beside every page.
+pub const PLOTLY_JS: &str = "plotly.min.js";
+
+/// plotly.js as the plotly crate embeds it (feature `plotly_embed_js`): the first of the
+/// inline scripts of `Plot::offline_js_sources` (the second is MathJax, which we do not
+/// need).
+pub fn plotly_js() -> &'static str {
+    static JS: OnceLock<String> = OnceLock::new();
+    JS.get_or_init(|| {
+        let sources = Plot::offline_js_sources();
+        let open = "<script type=\"text/javascript\">";
+        let start = sources.find(open).map_or(0, |i| i + open.len());
+        let end = sources[start..]
+            .find("</script>")
+            .map_or(sources.len(), |i| start + i);
+        sources[start..end].to_string()
+    })
+}
 
 /// plotly's default colours.
 const PALETTE: [(u8, u8, u8); 10] = [
@@ -38,419 +70,893 @@ const PALETTE: [(u8, u8, u8); 10] = [
     (23, 190, 207),
 ];
 
-/// Write `out/<grid>.html`; returns its path and the number of figures.
-pub fn write_figures(grid: &Grid, summary: &[SummaryRow], out: &Path) -> Result<(PathBuf, usize)> {
-    let mut sections = String::new();
-    let mut figures = 0;
+fn colour(i: usize, alpha: f64) -> String {
+    let (r, g, b) = PALETTE[i % PALETTE.len()];
+    format!("rgba({r},{g},{b},{alpha})")
+}
+
+/// Write `out/<grid>.html` (and `out/plotly.min.js` if it is not there already); returns
+/// the page's path and its number of figures.
+pub fn write_figures(grid: &Grid, cells: &[CellResult], out: &Path) -> Result<(PathBuf, usize)> {
+    let mut page = Page::default();
+    if !grid.figures.is_empty() {
+        let mut section = Section::new(
+            "comparisons",
+            "Comparisons",
+            "<p>The comparisons the grid file declares: every setting overlaid.</p>",
+        );
+        for spec in &grid.figures {
+            declared_figure(&mut page, &mut section, grid, spec, cells)?;
+        }
+        page.sections.push(section);
+    }
     for exp in &grid.experiments {
-        let rows: Vec<&SummaryRow> = summary
-            .iter()
-            .filter(|r| r.experiment == exp.name)
-            .collect();
-        if rows.is_empty() {
+        let exp_cells: Vec<&CellResult> =
+            cells.iter().filter(|c| c.experiment == exp.name).collect();
+        if exp_cells.is_empty() {
             continue;
         }
-        let _ = write!(
-            sections,
-            "<h2>{} <small>({} on {})</small></h2>\n<p>{}</p>\n",
-            escape(&exp.name),
-            escape(&exp.algorithm),
-            escape(&exp.environment),
-            escape(&exp.description)
+        let mut section = Section::new(
+            &format!("experiment-{}", exp.name),
+            &format!("{} ({} on {})", exp.name, exp.algorithm, exp.environment),
+            &format!("<p>{}</p>", escape(&exp.description)),
         );
-        let mut metrics: Vec<&str> = Vec::new();
-        for r in &rows {
-            if r.metric != "cell_wall_seconds" && !metrics.contains(&r.metric.as_str()) {
-                metrics.push(&r.metric);
-            }
+        experiment_figures(&mut page, &mut section, exp, &exp_cells);
+        if section.figures.is_empty() {
+            // Every seed diverged before recording anything: say so where a reader looks.
+            let groups = by_setting(&exp_cells, CellResult::setting_label);
+            let _ = write!(
+                section.intro,
+                "<p>No figure: no seed recorded a metric.</p><ul>{}</ul>",
+                diverged_notes(&groups).join("")
+            );
         }
-        for metric in metrics {
-            let rows: Vec<&SummaryRow> = rows
-                .iter()
-                .copied()
-                .filter(|r| r.metric == metric)
-                .collect();
-            let mut steps: Vec<u64> = rows.iter().map(|r| r.step).collect();
-            steps.sort_unstable();
-            steps.dedup();
-            let mut plots = Vec::new();
-            if steps.len() > 1 {
-                plots.push(learning_curves(&exp.name, metric, &rows));
-                if exp.sweep_keys.len() == 2 {
-                    // Each setting's last step (runs that stop early end sooner).
-                    let last: Vec<&SummaryRow> = by_setting(&rows)
-                        .into_iter()
-                        .filter_map(|(_, g)| g.last().copied())
-                        .collect();
-                    plots.push(heatmap(
-                        &format!("{}: {metric} at the last step (mean over seeds)", exp.name),
-                        &exp.sweep_keys,
-                        &last,
-                    ));
-                }
-            } else {
-                match exp.sweep_keys.len() {
-                    1 => plots.push(against_key(&exp.name, metric, &exp.sweep_keys[0], &rows)),
-                    2 => {
-                        plots.push(heatmap(
-                            &format!("{}: {metric} (mean over seeds)", exp.name),
-                            &exp.sweep_keys,
-                            &rows,
-                        ));
-                        // And as lines against a numeric key, one per value of the other.
-                        let numeric = |k: &str| {
-                            rows.iter()
-                                .all(|r| r.sweep.get(k).is_some_and(|v| v.is_number()))
-                        };
-                        let (k0, k1) = (&exp.sweep_keys[0], &exp.sweep_keys[1]);
-                        if numeric(k1) {
-                            plots.push(grouped_lines(&exp.name, metric, k0, k1, &rows));
-                        } else if numeric(k0) {
-                            plots.push(grouped_lines(&exp.name, metric, k1, k0, &rows));
-                        }
-                    }
-                    _ => plots.push(per_setting(&exp.name, metric, &rows)),
-                }
-            }
-            for plot in plots {
-                let id = format!("figure-{figures}");
-                sections.push_str(&plot.to_inline_html(Some(&id)));
-                sections.push('\n');
-                figures += 1;
-            }
-        }
-        // Timings measured once per cell, side by side against the one swept key (e.g.
-        // MILP vs enumeration time per instance size).
-        if exp.sweep_keys.len() == 1 {
-            let key = &exp.sweep_keys[0];
-            let timings: Vec<&str> = rows
-                .iter()
-                .filter(|r| r.step == 0 && r.metric.ends_with("_seconds"))
-                .filter(|r| r.metric != "cell_wall_seconds")
-                .filter(|r| r.sweep.get(key).is_some_and(|v| v.is_number()))
-                .fold(Vec::new(), |mut names, r| {
-                    if !names.contains(&r.metric.as_str()) {
-                        names.push(&r.metric);
-                    }
-                    names
-                });
-            if timings.len() >= 2 {
-                let plot = timings_together(&exp.name, key, &timings, &rows);
-                let id = format!("figure-{figures}");
-                sections.push_str(&plot.to_inline_html(Some(&id)));
-                sections.push('\n');
-                figures += 1;
-            }
+        page.sections.push(section);
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    write_if_changed(&out.join(PLOTLY_JS), plotly_js().as_bytes())?;
+    let path = out.join(format!("{}.html", grid.name));
+    std::fs::write(&path, page.render(grid)).map_err(|e| Error::io(&path, e))?;
+    Ok((path, page.figures))
+}
+
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+}
+
+#[derive(Default)]
+struct Page {
+    sections: Vec<Section>,
+    figures: usize,
+}
+
+struct Section {
+    id: String,
+    title: String,
+    /// HTML.
+    intro: String,
+    /// (figure id, title, html)
+    figures: Vec<(String, String, String)>,
+}
+
+impl Section {
+    fn new(id: &str, title: &str, intro: &str) -> Section {
+        Section {
+            id: id.to_string(),
+            title: title.to_string(),
+            intro: intro.to_string(),
+            figures: Vec::new(),
         }
     }
-    let page = format!(
-        "<!doctype html>\n<html>\n<head>\n<meta charset=\"utf-8\" />\n<title>{name}</title>\n{scripts}</head>\n<body>\n<h1>{name}</h1>\n<p>{description}</p>\n<p>Mean over seeds with 95% confidence intervals (Student t). Tables: {name}.csv, {name}_summary.csv.</p>\n{sections}</body>\n</html>\n",
-        name = escape(&grid.name),
-        description = escape(&grid.description),
-        scripts = Plot::online_cdn_js(),
-    );
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let path = out.join(format!("{}.html", grid.name));
-    std::fs::write(&path, page).map_err(|e| Error::io(&path, e))?;
-    Ok((path, figures))
+}
+
+impl Page {
+    /// Render `plot` now (a plot holds its own copy of plotly.js) with `caption` (HTML).
+    fn add(&mut self, section: &mut Section, title: &str, plot: Plot, caption: &str) {
+        let id = format!("figure-{}", self.figures);
+        let html = format!(
+            "<figure id=\"{id}\">\n{}\n<figcaption>{caption}</figcaption>\n</figure>\n",
+            plot.to_inline_html(Some(&format!("plot-{}", self.figures)))
+        );
+        section.figures.push((id, title.to_string(), html));
+        self.figures += 1;
+    }
+
+    fn render(&self, grid: &Grid) -> String {
+        let mut contents = String::new();
+        let mut body = String::new();
+        for s in &self.sections {
+            let _ = write!(
+                contents,
+                "<li><a href=\"#{}\">{}</a> ({} figure{})<ol>",
+                s.id,
+                escape(&s.title),
+                s.figures.len(),
+                if s.figures.len() == 1 { "" } else { "s" }
+            );
+            let _ = write!(
+                body,
+                "<section id=\"{}\">\n<h2>{}</h2>\n{}\n",
+                s.id,
+                escape(&s.title),
+                s.intro
+            );
+            for (id, title, html) in &s.figures {
+                let _ = write!(contents, "<li><a href=\"#{id}\">{}</a></li>", escape(title));
+                body.push_str(html);
+            }
+            contents.push_str("</ol></li>\n");
+            body.push_str("</section>\n");
+        }
+        format!(
+            "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\" />\n<title>{name}</title>\n<script src=\"{PLOTLY_JS}\"></script>\n<style>\nbody {{ font-family: sans-serif; max-width: 1100px; margin: auto; padding: 0 1em; }}\nfigure {{ margin: 2em 0; }} figcaption {{ font-size: 0.9em; color: #333; }}\ntable {{ border-collapse: collapse; }} td, th {{ padding: 0.15em 0.6em; text-align: left; border-bottom: 1px solid #ddd; }}\n.plotly-graph-div {{ height: 480px !important; }}\n</style>\n</head>\n<body>\n<h1>{name}</h1>\n<p>{description}</p>\n<p>Every curve and bar is the mean over the seeds that finished, with its 95% confidence interval (Student t); a positive metric spanning decades is drawn on a log axis as the geometric mean with the interval taken in log space. Settings with three seeds or fewer show each seed's values. Hover shows the number of seeds n at each point. Tables: <code>{name}.parquet</code> (every seed), <code>{name}_summary.csv</code>. Made offline: plotly.js is <code>{PLOTLY_JS}</code> beside this page.</p>\n<nav>\n<h2>Contents</h2>\n<ol>\n{contents}</ol>\n</nav>\n{body}</body>\n</html>\n",
+            name = escape(&grid.name),
+            description = escape(&grid.description),
+        )
+    }
 }
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
-/// Settings in order of first appearance, each with its rows.
-fn by_setting<'a>(rows: &[&'a SummaryRow]) -> Vec<(String, Vec<&'a SummaryRow>)> {
-    let mut groups: Vec<(String, Vec<&SummaryRow>)> = Vec::new();
-    for r in rows {
-        match groups.iter_mut().find(|(h, _)| *h == r.setting_hash) {
-            Some((_, g)) => g.push(r),
-            None => groups.push((r.setting_hash.clone(), vec![r])),
+/// What a step counts, by algorithm.
+fn step_axis(algorithm: &str) -> &'static str {
+    match algorithm {
+        "ddpg" | "sac" | "td3" => "environment steps",
+        "fqi_explicit" | "fqi_amortized" | "nfqca" | "smooth_fqi" => "FQI iteration",
+        _ => "step",
+    }
+}
+
+/// What a metric measures, with its unit, for an axis title. A `final_` metric is the
+/// same measure taken once, at the end of the run.
+fn metric_axis(metric: &str) -> String {
+    if let Some(measure) = metric.strip_prefix("final_") {
+        return format!("final {}", metric_axis(measure));
+    }
+    let known = match metric {
+        "eval_return" => "evaluation return (sum of rewards per episode)",
+        "greedy_return" => "return of the greedy policy (sum of rewards per episode)",
+        "rule_return" => "return of the rule d(s; w) (sum of rewards per episode)",
+        "gain_error" => "gain error ‖K − K*‖ / ‖K*‖ (K* from Riccati)",
+        "rule_gain_error" => "gain error of d(s; w), ‖W − (−K*)‖ / ‖K*‖",
+        "p_error" => "value error ‖P − P*‖ / ‖P*‖ (P* from Riccati)",
+        "delta" | "delta_q" => "δ_q: mean squared change of q in one iteration",
+        "delta_d" => "δ_d: mean squared error of d on its solved actions",
+        "fit_loss" | "q_fit_loss" => "fit loss: mean squared error of q on its targets",
+        "critic_loss" => "critic loss: mean squared TD error",
+        "value_loss" => "value loss: mean squared error of v",
+        "entropy" => "policy entropy (nats)",
+        "beta" => "temperature β",
+        "solver_calls" => "exact maximize calls in the iteration",
+        "solver_calls_total" => "exact maximize calls in the run",
+        "iterations" => "iterations run",
+        "exact_value" | "monte_carlo_value" => "expected discounted return",
+        "monte_carlo_std_error" => "standard error of the Monte Carlo value",
+        "actions" => "feasible actions per state",
+        "states" => "states maximized",
+        "agreement" => "states where MILP = enumeration",
+        "max_value_gap" => "largest |q(MILP) − q(enumeration)|",
+        _ => "",
+    };
+    if !known.is_empty() {
+        known.to_string()
+    } else if let Some(name) = metric.strip_suffix("_seconds") {
+        format!("{} (seconds)", name.replace('_', " "))
+    } else if let Some(name) = metric.strip_suffix("_per_second") {
+        format!("{} per second", name.replace('_', " "))
+    } else {
+        metric.replace('_', " ")
+    }
+}
+
+/// Cells grouped by setting, in order of their first cell, with a legend label each.
+fn by_setting<'a>(
+    cells: &[&'a CellResult],
+    label: impl Fn(&CellResult) -> String,
+) -> Vec<(String, Vec<&'a CellResult>)> {
+    let mut groups: Vec<(String, Vec<&CellResult>)> = Vec::new();
+    for &c in cells {
+        let l = label(c);
+        match groups.iter_mut().find(|(k, _)| *k == l) {
+            Some((_, g)) => g.push(c),
+            None => groups.push((l, vec![c])),
         }
     }
     groups
 }
 
-/// Logarithmic when every value is positive and they span more than two decades.
-fn axis_type(values: impl Iterator<Item = f64>) -> AxisType {
+/// Positive values spanning more than two decades: a log axis, and intervals in log space.
+fn spans_decades(values: impl Iterator<Item = f64>) -> bool {
     let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
     for v in values.filter(|v| v.is_finite()) {
         if v <= 0.0 {
-            return AxisType::Linear;
+            return false;
         }
         lo = lo.min(v);
         hi = hi.max(v);
     }
-    if lo.is_finite() && hi / lo > 100.0 {
-        AxisType::Log
+    lo.is_finite() && hi / lo > 100.0
+}
+
+/// Every ok value of `metric` among `cells`.
+fn ok_values<'a>(cells: &'a [&CellResult], metric: &'a str) -> impl Iterator<Item = f64> + 'a {
+    cells
+        .iter()
+        .filter(|c| c.is_ok())
+        .flat_map(move |c| c.metrics.iter().filter(move |m| m.metric == metric))
+        .map(|m| m.value)
+}
+
+/// The centre of a set of seeds' values and its 95% interval.
+#[derive(Clone, Copy, Debug)]
+struct Point {
+    x: f64,
+    centre: f64,
+    low: f64,
+    high: f64,
+    n: usize,
+}
+
+/// Mean and Student-t interval, or in log space (geometric mean) when `log`.
+fn point(x: f64, values: &[f64], log: bool) -> Point {
+    let (n, centre, low, high) = if log {
+        let logs: Vec<f64> = values.iter().map(|v| v.ln()).collect();
+        let (n, m, _, ci) = mean_std_ci(&logs);
+        let ci = if ci.is_finite() { ci } else { 0.0 };
+        (n, m.exp(), (m - ci).exp(), (m + ci).exp())
     } else {
-        AxisType::Linear
+        let (n, m, _, ci) = mean_std_ci(values);
+        let ci = if ci.is_finite() { ci } else { 0.0 };
+        (n, m, m - ci, m + ci)
+    };
+    Point {
+        x,
+        centre,
+        low,
+        high,
+        n,
     }
 }
 
-fn ci(r: &SummaryRow) -> f64 {
-    if r.ci95.is_finite() {
-        r.ci95
+/// Per step, the point over the ok seeds of `cells` that recorded `metric` there.
+fn curve(cells: &[&CellResult], metric: &str, log: bool) -> Vec<Point> {
+    let mut steps: Vec<u64> = cells
+        .iter()
+        .filter(|c| c.is_ok())
+        .flat_map(|c| {
+            c.metrics
+                .iter()
+                .filter(|m| m.metric == metric)
+                .map(|m| m.step)
+        })
+        .collect();
+    steps.sort_unstable();
+    steps.dedup();
+    steps
+        .into_iter()
+        .map(|step| {
+            let values: Vec<f64> = cells
+                .iter()
+                .filter(|c| c.is_ok())
+                .filter_map(|c| c.value(metric, step))
+                .collect();
+            point(step as f64, &values, log)
+        })
+        .collect()
+}
+
+/// `(step, value)` of one cell's `metric`, by step.
+fn series(cell: &CellResult, metric: &str) -> (Vec<f64>, Vec<f64>) {
+    let mut points: Vec<(u64, f64)> = cell
+        .metrics
+        .iter()
+        .filter(|m| m.metric == metric)
+        .map(|m| (m.step, m.value))
+        .collect();
+    points.sort_by_key(|p| p.0);
+    (
+        points.iter().map(|p| p.0 as f64).collect(),
+        points.iter().map(|p| p.1).collect(),
+    )
+}
+
+fn n_text(points: &[Point]) -> Vec<String> {
+    points.iter().map(|p| format!("n={}", p.n)).collect()
+}
+
+fn n_range(points: &[Point]) -> String {
+    let lo = points.iter().map(|p| p.n).min().unwrap_or(0);
+    let hi = points.iter().map(|p| p.n).max().unwrap_or(0);
+    if lo == hi {
+        format!("n={hi}")
     } else {
-        0.0
+        format!("n={lo}–{hi}")
     }
 }
 
-fn learning_curves(experiment: &str, metric: &str, rows: &[&SummaryRow]) -> Plot {
-    let mut plot = Plot::new();
-    for (i, (_, group)) in by_setting(rows).into_iter().enumerate() {
-        let (r, g, b) = PALETTE[i % PALETTE.len()];
-        let name = if group[0].setting.is_empty() {
-            experiment.to_string()
+/// Diverged seeds among `groups`, one HTML list item each.
+fn diverged_notes(groups: &[(String, Vec<&CellResult>)]) -> Vec<String> {
+    groups
+        .iter()
+        .flat_map(|(label, g)| {
+            g.iter().filter(|c| !c.is_ok()).map(move |c| {
+                format!(
+                    "<li>{} seed {} diverged: {}</li>",
+                    escape(label),
+                    c.seed,
+                    escape(&c.reason)
+                )
+            })
+        })
+        .collect()
+}
+
+fn layout(title: &str, x: &str, y: &str, log_y: bool) -> Layout {
+    Layout::new()
+        .title(Title::with_text(title))
+        .x_axis(Axis::new().title(Title::with_text(x)))
+        .y_axis(Axis::new().title(Title::with_text(y)).type_(if log_y {
+            AxisType::Log
         } else {
-            group[0].setting.clone()
-        };
-        let x: Vec<u64> = group.iter().map(|r| r.step).collect();
-        let low: Vec<f64> = group.iter().map(|r| r.mean - ci(r)).collect();
-        let high: Vec<f64> = group.iter().map(|r| r.mean + ci(r)).collect();
-        let mean: Vec<f64> = group.iter().map(|r| r.mean).collect();
-        plot.add_trace(
-            Scatter::new(x.clone(), low)
-                .mode(Mode::Lines)
-                .line(Line::new().width(0.0))
-                .show_legend(false)
-                .legend_group(&name)
-                .name(format!("{name} (95% CI)")),
-        );
-        plot.add_trace(
-            Scatter::new(x.clone(), high)
-                .mode(Mode::Lines)
-                .line(Line::new().width(0.0))
-                .fill(Fill::ToNextY)
-                .fill_color(format!("rgba({r},{g},{b},0.2)"))
-                .show_legend(false)
-                .legend_group(&name)
-                .name(format!("{name} (95% CI)")),
-        );
-        plot.add_trace(
-            Scatter::new(x, mean)
-                .mode(Mode::Lines)
-                .line(Line::new().color(format!("rgb({r},{g},{b})")))
-                .legend_group(&name)
-                .name(format!("{name} (n={})", group[0].n)),
-        );
-    }
-    plot.set_layout(
-        Layout::new()
-            .title(Title::with_text(format!(
-                "{experiment}: {metric} (mean over seeds, 95% CI band)"
-            )))
-            .x_axis(Axis::new().title(Title::with_text("step")))
-            .y_axis(
-                Axis::new()
-                    .title(Title::with_text(metric))
-                    .type_(axis_type(rows.iter().map(|r| r.mean))),
-            ),
-    );
-    plot
+            AxisType::Linear
+        }))
+        .legend(Legend::new())
 }
 
-fn against_key(experiment: &str, metric: &str, key: &str, rows: &[&SummaryRow]) -> Plot {
-    let mut plot = Plot::new();
-    let values: Vec<Option<&serde_json::Value>> = rows.iter().map(|r| r.sweep.get(key)).collect();
-    let numeric = values.iter().all(|v| v.is_some_and(|v| v.is_number()));
-    let means: Vec<f64> = rows.iter().map(|r| r.mean).collect();
-    let errors = ErrorData::new(ErrorType::Data).array(rows.iter().map(|r| ci(r)).collect());
-    if numeric {
-        let x: Vec<f64> = values
-            .iter()
-            .map(|v| v.and_then(|v| v.as_f64()).unwrap_or(f64::NAN))
-            .collect();
-        plot.add_trace(
-            Scatter::new(x.clone(), means)
-                .mode(Mode::LinesMarkers)
-                .error_y(errors)
-                .name(metric),
-        );
-        plot.set_layout(numeric_layout(experiment, metric, key, x.into_iter(), rows));
-    } else {
-        let x: Vec<String> = values
-            .iter()
-            .map(|v| v.map(display_value).unwrap_or_default())
-            .collect();
-        plot.add_trace(Bar::new(x, means).error_y(errors).name(metric));
-        plot.set_layout(
-            Layout::new()
-                .title(Title::with_text(format!(
-                    "{experiment}: {metric} (mean over seeds, 95% CI)"
-                )))
-                .x_axis(Axis::new().title(Title::with_text(key)))
-                .y_axis(Axis::new().title(Title::with_text(metric))),
-        );
-    }
-    plot
-}
-
-/// `metric` against numeric key `x_key`, one line with 95% error bars per value of
-/// `group_key`.
-fn grouped_lines(
-    experiment: &str,
+/// Learning curves of `metric`, one per setting: mean (or geometric mean) with its band,
+/// each seed when there are three or fewer, diverged seeds dashed, reference lines.
+fn curves_plot(
+    title: &str,
+    x_label: &str,
     metric: &str,
-    group_key: &str,
-    x_key: &str,
-    rows: &[&SummaryRow],
+    groups: &[(String, Vec<&CellResult>)],
+    references: &[crate::config::Reference],
 ) -> Plot {
-    let mut groups: Vec<(String, Vec<&SummaryRow>)> = Vec::new();
-    for r in rows {
-        let g = r
-            .sweep
-            .get(group_key)
-            .map(display_value)
-            .unwrap_or_default();
-        match groups.iter_mut().find(|(k, _)| *k == g) {
-            Some((_, v)) => v.push(r),
-            None => groups.push((g, vec![r])),
+    let all: Vec<&CellResult> = groups.iter().flat_map(|(_, g)| g.iter().copied()).collect();
+    let log = spans_decades(ok_values(&all, metric));
+    let mut plot = Plot::new();
+    let (mut x_min, mut x_max) = (f64::INFINITY, f64::NEG_INFINITY);
+    for (i, (label, group)) in groups.iter().enumerate() {
+        let points = curve(group, metric, log);
+        let per_seed = points.iter().map(|p| p.n).max().unwrap_or(0) <= 3;
+        for p in &points {
+            x_min = x_min.min(p.x);
+            x_max = x_max.max(p.x);
+        }
+        let x: Vec<f64> = points.iter().map(|p| p.x).collect();
+        if !per_seed {
+            plot.add_trace(
+                Scatter::new(x.clone(), points.iter().map(|p| p.low).collect())
+                    .mode(Mode::Lines)
+                    .line(Line::new().width(0.0))
+                    .show_legend(false)
+                    .legend_group(label)
+                    .hover_info(plotly::common::HoverInfo::Skip)
+                    .name(format!("{label} (95% CI)")),
+            );
+            plot.add_trace(
+                Scatter::new(x.clone(), points.iter().map(|p| p.high).collect())
+                    .mode(Mode::Lines)
+                    .line(Line::new().width(0.0))
+                    .fill(Fill::ToNextY)
+                    .fill_color(colour(i, 0.2))
+                    .show_legend(false)
+                    .legend_group(label)
+                    .hover_info(plotly::common::HoverInfo::Skip)
+                    .name(format!("{label} (95% CI)")),
+            );
+        } else {
+            for c in group.iter().filter(|c| c.is_ok()) {
+                let (sx, sy) = series(c, metric);
+                plot.add_trace(
+                    Scatter::new(sx, sy)
+                        .mode(Mode::Lines)
+                        .line(
+                            Line::new()
+                                .color(colour(i, 0.45))
+                                .width(1.0)
+                                .dash(DashType::Dot),
+                        )
+                        .show_legend(false)
+                        .legend_group(label)
+                        .name(format!("{label} seed {}", c.seed)),
+                );
+            }
+        }
+        let centre = if log { "geometric mean" } else { "mean" };
+        plot.add_trace(
+            Scatter::new(x, points.iter().map(|p| p.centre).collect())
+                .mode(Mode::LinesMarkers)
+                .line(Line::new().color(colour(i, 1.0)))
+                .marker(Marker::new().size(4))
+                .legend_group(label)
+                .text_array(n_text(&points))
+                .hover_template(format!(
+                    "{label}<br>%{{x}}: {centre} %{{y}}<br>%{{text}}<extra></extra>"
+                ))
+                .name(format!(
+                    "{label} ({}{})",
+                    n_range(&points),
+                    if per_seed { ", per seed dotted" } else { "" }
+                )),
+        );
+        for c in group.iter().filter(|c| !c.is_ok()) {
+            let (sx, sy) = series(c, metric);
+            if sx.is_empty() {
+                continue;
+            }
+            let finite: Vec<f64> = sy
+                .iter()
+                .map(|v| if v.is_finite() { *v } else { f64::NAN })
+                .collect();
+            plot.add_trace(
+                Scatter::new(sx, finite)
+                    .mode(Mode::LinesMarkers)
+                    .line(Line::new().color(colour(i, 0.8)).dash(DashType::Dash))
+                    .legend_group(label)
+                    .name(format!("{label} seed {} diverged", c.seed)),
+            );
         }
     }
-    let mut plot = Plot::new();
-    let mut xs_all = Vec::new();
-    for (g, mut group) in groups {
-        let x_of = |r: &SummaryRow| {
-            r.sweep
-                .get(x_key)
-                .and_then(|v| v.as_f64())
-                .unwrap_or(f64::NAN)
-        };
-        group.sort_by(|a, b| x_of(a).total_cmp(&x_of(b)));
-        let x: Vec<f64> = group.iter().map(|r| x_of(r)).collect();
-        xs_all.extend(x.iter().copied());
+    for r in references {
+        if !x_min.is_finite() {
+            break;
+        }
         plot.add_trace(
-            Scatter::new(x, group.iter().map(|r| r.mean).collect())
-                .mode(Mode::LinesMarkers)
-                .error_y(
-                    ErrorData::new(ErrorType::Data).array(group.iter().map(|r| ci(r)).collect()),
-                )
-                .name(format!("{group_key}={g}")),
+            Scatter::new(vec![x_min, x_max], vec![r.value, r.value])
+                .mode(Mode::Lines)
+                .line(Line::new().color("black").dash(DashType::Dash).width(1.5))
+                .name(format!("{} ({})", r.label, significant(r.value))),
         );
     }
-    plot.set_layout(numeric_layout(
-        experiment,
-        metric,
-        x_key,
-        xs_all.into_iter(),
-        rows,
+    let y_label = format!(
+        "{}{}",
+        metric_axis(metric),
+        if log { ", geometric mean" } else { "" }
+    );
+    plot.set_layout(layout(title, x_label, &y_label, log));
+    plot
+}
+
+/// One value per cell (`step`): a bar per setting with its interval, each seed's value
+/// as a dot when there are three or fewer, reference lines.
+fn bars_plot(
+    title: &str,
+    metric: &str,
+    step: u64,
+    groups: &[(String, Vec<&CellResult>)],
+    references: &[crate::config::Reference],
+) -> Plot {
+    let all: Vec<&CellResult> = groups.iter().flat_map(|(_, g)| g.iter().copied()).collect();
+    let log = spans_decades(ok_values(&all, metric));
+    let mut labels = Vec::new();
+    let mut points = Vec::new();
+    let mut plot = Plot::new();
+    for (label, group) in groups {
+        let values: Vec<f64> = group
+            .iter()
+            .filter(|c| c.is_ok())
+            .filter_map(|c| c.value(metric, step))
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        labels.push(label.clone());
+        points.push(point(0.0, &values, log));
+        if values.len() <= 3 {
+            plot.add_trace(
+                Scatter::new(vec![label.clone(); values.len()], values)
+                    .mode(Mode::Markers)
+                    .marker(Marker::new().color("black").size(6))
+                    .show_legend(false)
+                    .name(format!("{label}: seeds")),
+            );
+        }
+    }
+    plot.add_trace(
+        Bar::new(labels.clone(), points.iter().map(|p| p.centre).collect())
+            .error_y(interval_bars(&points))
+            .text_array(n_text(&points))
+            .opacity(0.7)
+            .name(metric),
+    );
+    for r in references {
+        plot.add_trace(
+            Scatter::new(
+                vec![
+                    labels.first().cloned().unwrap_or_default(),
+                    labels.last().cloned().unwrap_or_default(),
+                ],
+                vec![r.value, r.value],
+            )
+            .mode(Mode::Lines)
+            .line(Line::new().color("black").dash(DashType::Dash))
+            .name(format!("{} ({})", r.label, significant(r.value))),
+        );
+    }
+    plot.set_layout(layout(title, "setting", &metric_axis(metric), log));
+    plot
+}
+
+/// Asymmetric error bars from the points' intervals.
+fn interval_bars(points: &[Point]) -> ErrorData {
+    ErrorData::new(ErrorType::Data)
+        .symmetric(false)
+        .array(points.iter().map(|p| p.high - p.centre).collect())
+        .array_minus(points.iter().map(|p| p.centre - p.low).collect())
+}
+
+/// A `[[figure]]` of the grid file: overlaid settings, references, statistics caption.
+fn declared_figure(
+    page: &mut Page,
+    section: &mut Section,
+    grid: &Grid,
+    spec: &FigureSpec,
+    cells: &[CellResult],
+) -> Result<()> {
+    let chosen: Vec<&CellResult> = cells
+        .iter()
+        .filter(|c| {
+            spec.experiments.is_empty()
+                || spec.experiments.contains(&c.experiment)
+                || spec.experiments.contains(&c.setting_label())
+        })
+        .filter(|c| c.metrics.iter().any(|m| m.metric == spec.metric) || !c.is_ok())
+        .collect();
+    if chosen.is_empty() {
+        return Ok(());
+    }
+    let groups = by_setting(&chosen, CellResult::setting_label);
+    let several_steps = {
+        let mut steps: Vec<u64> = chosen
+            .iter()
+            .flat_map(|c| {
+                c.metrics
+                    .iter()
+                    .filter(|m| m.metric == spec.metric)
+                    .map(|m| m.step)
+            })
+            .collect();
+        steps.sort_unstable();
+        steps.dedup();
+        steps.len() > 1
+    };
+    let algorithm = chosen[0].algorithm.as_str();
+    let plot = if several_steps {
+        curves_plot(
+            &spec.title,
+            step_axis(algorithm),
+            &spec.metric,
+            &groups,
+            &spec.references,
+        )
+    } else {
+        let step = spec.step.unwrap_or(0);
+        bars_plot(&spec.title, &spec.metric, step, &groups, &spec.references)
+    };
+    let mut request = Request::new(&spec.metric, spec.step.map_or(Step::Last, Step::At));
+    request.baseline.clone_from(&spec.baseline);
+    if let Some(b) = &spec.better {
+        request.better = if b == "lower" {
+            Better::Lower
+        } else {
+            Better::Higher
+        };
+    }
+    let owned: Vec<CellResult> = chosen.iter().map(|c| (*c).clone()).collect();
+    let stats = methods::compare_settings(&grid.name, &owned, &request)?;
+    let mut caption = escape(&spec.caption);
+    if let Some(stats) = &stats {
+        caption.push_str(&stats_table(stats, &request));
+    }
+    let notes = diverged_notes(&groups);
+    if !notes.is_empty() {
+        let _ = write!(caption, "<ul>{}</ul>", notes.join(""));
+    }
+    page.add(section, &spec.title, plot, &caption);
+    Ok(())
+}
+
+/// The statistics of a declared figure as an HTML table.
+fn stats_table(stats: &GridStats, request: &Request) -> String {
+    let mut s = format!(
+        "<p>{} at {} ({} is better): mean and interquartile mean (IQM) over seeds with 95% stratified bootstrap intervals ({} resamples); P(X &gt; {}) is the probability that a run of the setting beats a run of the baseline (Agarwal et al. 2021).</p><table><tr><th>setting</th><th>n</th><th>mean [95% CI]</th><th>IQM [95% CI]</th><th>P(X &gt; baseline) [95% CI]</th></tr>",
+        escape(&request.metric),
+        request.step,
+        match request.better {
+            Better::Higher => "higher",
+            Better::Lower => "lower",
+        },
+        request.bootstrap.reps,
+        escape(&stats.baseline)
+    );
+    for st in &stats.settings {
+        let estimate = |e: &crate::stats::Estimate| {
+            if e.point.is_nan() {
+                "—".to_string()
+            } else {
+                e.to_string()
+            }
+        };
+        let p = match &st.improvement {
+            Some(p) => p.to_string(),
+            None if st.label == stats.baseline => "baseline".into(),
+            None => "—".into(),
+        };
+        let n = if st.diverged.is_empty() {
+            st.n().to_string()
+        } else {
+            format!("{} (+{} diverged)", st.n(), st.diverged.len())
+        };
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{n}</td><td>{}</td><td>{}</td><td>{p}</td></tr>",
+            escape(&st.label),
+            estimate(&st.mean),
+            estimate(&st.iqm)
+        );
+    }
+    s.push_str("</table>");
+    s
+}
+
+/// The figures of one experiment's section.
+fn experiment_figures(
+    page: &mut Page,
+    section: &mut Section,
+    exp: &crate::config::ExperimentSpec,
+    cells: &[&CellResult],
+) {
+    let groups = by_setting(cells, |c| {
+        if c.setting.is_empty() {
+            c.experiment.clone()
+        } else {
+            c.setting.clone()
+        }
+    });
+    let notes = diverged_notes(&groups);
+    let caption = |extra: &str| {
+        let mut c = extra.to_string();
+        if !notes.is_empty() {
+            let _ = write!(c, "<ul>{}</ul>", notes.join(""));
+        }
+        c
+    };
+    let mut metrics: Vec<&str> = Vec::new();
+    for c in cells {
+        for m in &c.metrics {
+            if m.metric != CELL_WALL_SECONDS && !metrics.contains(&m.metric.as_str()) {
+                metrics.push(&m.metric);
+            }
+        }
+    }
+    for metric in &metrics {
+        let mut steps: Vec<u64> = cells
+            .iter()
+            .flat_map(|c| {
+                c.metrics
+                    .iter()
+                    .filter(|m| m.metric == *metric)
+                    .map(|m| m.step)
+            })
+            .collect();
+        steps.sort_unstable();
+        steps.dedup();
+        if steps.len() > 1 {
+            let title = format!("{}: {}", exp.name, metric_axis(metric));
+            let plot = curves_plot(&title, step_axis(&exp.algorithm), metric, &groups, &[]);
+            page.add(section, &title, plot, &caption(""));
+            if exp.sweep_keys.len() == 2 {
+                let title = format!("{}: {metric} at each setting's last step", exp.name);
+                let plot = heatmap(&title, metric, &exp.sweep_keys, &groups, None);
+                page.add(section, &title, plot, &caption("Colour: the mean over seeds (geometric mean for errors spanning decades, on a log₁₀ scale)."));
+            }
+            continue;
+        }
+        let step = steps[0];
+        let title = format!("{}: {}", exp.name, metric_axis(metric));
+        match exp.sweep_keys.as_slice() {
+            [key] if numeric_key(cells, key) => {
+                let plot = against_key(
+                    &title,
+                    metric,
+                    step,
+                    key,
+                    std::slice::from_ref(metric),
+                    &groups,
+                );
+                page.add(section, &title, plot, &caption(""));
+            }
+            [k0, k1] => {
+                let plot = heatmap(&title, metric, &exp.sweep_keys, &groups, Some(step));
+                page.add(section, &title, plot, &caption("Colour: the mean over seeds (geometric mean for errors spanning decades, on a log₁₀ scale)."));
+                let lines = if numeric_key(cells, k1) {
+                    Some((k0, k1))
+                } else if numeric_key(cells, k0) {
+                    Some((k1, k0))
+                } else {
+                    None
+                };
+                if let Some((group_key, x_key)) = lines {
+                    let by_group = by_setting(cells, |c| {
+                        format!(
+                            "{group_key}={}",
+                            c.sweep
+                                .get(group_key.as_str())
+                                .map(display_value)
+                                .unwrap_or_default()
+                        )
+                    });
+                    let title = format!("{}: {metric} against {x_key}", exp.name);
+                    let plot = against_key_grouped(&title, metric, step, x_key, &by_group);
+                    page.add(section, &title, plot, &caption(""));
+                }
+            }
+            _ => {
+                let plot = bars_plot(&title, metric, step, &groups, &[]);
+                page.add(section, &title, plot, &caption(""));
+            }
+        }
+    }
+    // Timings measured once per cell, side by side against the one swept key (MILP vs
+    // enumeration time per instance size).
+    if let [key] = exp.sweep_keys.as_slice() {
+        let timings: Vec<String> = metrics
+            .iter()
+            .filter(|m| is_timing_metric(m) && m.ends_with("_seconds"))
+            .filter(|m| cells.iter().all(|c| c.last_step(m).is_none_or(|s| s == 0)))
+            .map(|m| m.to_string())
+            .collect();
+        if timings.len() >= 2 && numeric_key(cells, key) {
+            let title = format!("{}: timings against {key}", exp.name);
+            let plot = against_key(&title, "seconds", 0, key, &timings, &groups);
+            page.add(section, &title, plot, &caption(""));
+        }
+    }
+}
+
+fn numeric_key(cells: &[&CellResult], key: &str) -> bool {
+    cells
+        .iter()
+        .all(|c| c.sweep.get(key).is_some_and(|v| v.is_number()))
+}
+
+fn key_value(c: &CellResult, key: &str) -> f64 {
+    c.sweep
+        .get(key)
+        .and_then(|v| v.as_f64())
+        .unwrap_or(f64::NAN)
+}
+
+/// `metrics` (one line each) at `step` against the numeric swept `key`; one point per
+/// setting with its interval, seeds as dots when three or fewer.
+fn against_key(
+    title: &str,
+    y_label: &str,
+    step: u64,
+    key: &str,
+    metrics: &[impl AsRef<str>],
+    groups: &[(String, Vec<&CellResult>)],
+) -> Plot {
+    let mut plot = Plot::new();
+    let all: Vec<&CellResult> = groups.iter().flat_map(|(_, g)| g.iter().copied()).collect();
+    let log = metrics
+        .iter()
+        .all(|m| spans_decades(ok_values(&all, m.as_ref())));
+    for (i, metric) in metrics.iter().enumerate() {
+        let metric = metric.as_ref();
+        let mut points: Vec<Point> = groups
+            .iter()
+            .filter_map(|(_, g)| {
+                let values: Vec<f64> = g
+                    .iter()
+                    .filter(|c| c.is_ok())
+                    .filter_map(|c| c.value(metric, step))
+                    .collect();
+                (!values.is_empty()).then(|| point(key_value(g[0], key), &values, log))
+            })
+            .collect();
+        points.sort_by(|a, b| a.x.total_cmp(&b.x));
+        plot.add_trace(
+            Scatter::new(
+                points.iter().map(|p| p.x).collect(),
+                points.iter().map(|p| p.centre).collect(),
+            )
+            .mode(Mode::LinesMarkers)
+            .line(Line::new().color(colour(i, 1.0)))
+            .error_y(interval_bars(&points))
+            .text_array(n_text(&points))
+            .name(format!("{metric} ({})", n_range(&points))),
+        );
+    }
+    let y = if metrics.len() == 1 {
+        metric_axis(metrics[0].as_ref())
+    } else {
+        y_label.to_string()
+    };
+    let x_log = spans_decades(all.iter().map(|c| key_value(c, key)));
+    plot.set_layout(layout(title, key, &y, log).x_axis(
+        Axis::new().title(Title::with_text(key)).type_(if x_log {
+            AxisType::Log
+        } else {
+            AxisType::Linear
+        }),
     ));
     plot
 }
 
-/// The layout of `metric`'s means (with 95% CI) against the numeric key `x_key` taking
-/// the values `xs`: each axis logarithmic when its values span decades.
-fn numeric_layout(
-    experiment: &str,
+/// `metric` at `step` against the numeric key `x_key`, one line per group.
+fn against_key_grouped(
+    title: &str,
     metric: &str,
+    step: u64,
     x_key: &str,
-    xs: impl Iterator<Item = f64>,
-    rows: &[&SummaryRow],
-) -> Layout {
-    Layout::new()
-        .title(Title::with_text(format!(
-            "{experiment}: {metric} (mean over seeds, 95% CI)"
-        )))
-        .x_axis(
-            Axis::new()
-                .title(Title::with_text(x_key))
-                .type_(axis_type(xs)),
-        )
-        .y_axis(
-            Axis::new()
-                .title(Title::with_text(metric))
-                .type_(axis_type(rows.iter().map(|r| r.mean))),
-        )
-}
-
-/// Several timing metrics against numeric key `key`, one line each (log axes when the
-/// values span decades).
-fn timings_together(experiment: &str, key: &str, metrics: &[&str], rows: &[&SummaryRow]) -> Plot {
+    groups: &[(String, Vec<&CellResult>)],
+) -> Plot {
+    let all: Vec<&CellResult> = groups.iter().flat_map(|(_, g)| g.iter().copied()).collect();
+    let log = spans_decades(ok_values(&all, metric));
     let mut plot = Plot::new();
-    let x_of = |r: &SummaryRow| {
-        r.sweep
-            .get(key)
-            .and_then(|v| v.as_f64())
-            .unwrap_or(f64::NAN)
-    };
-    let mut all = Vec::new();
-    for metric in metrics {
-        let mut points: Vec<&SummaryRow> = rows
+    for (i, (label, group)) in groups.iter().enumerate() {
+        let settings = by_setting(group, |c| c.setting.clone());
+        let mut points: Vec<Point> = settings
             .iter()
-            .copied()
-            .filter(|r| r.metric == *metric && r.step == 0)
+            .filter_map(|(_, g)| {
+                let values: Vec<f64> = g
+                    .iter()
+                    .filter(|c| c.is_ok())
+                    .filter_map(|c| c.value(metric, step))
+                    .collect();
+                (!values.is_empty()).then(|| point(key_value(g[0], x_key), &values, log))
+            })
             .collect();
-        points.sort_by(|a, b| x_of(a).total_cmp(&x_of(b)));
-        all.extend(points.iter().map(|r| r.mean));
+        points.sort_by(|a, b| a.x.total_cmp(&b.x));
         plot.add_trace(
             Scatter::new(
-                points.iter().map(|r| x_of(r)).collect(),
-                points.iter().map(|r| r.mean).collect(),
+                points.iter().map(|p| p.x).collect(),
+                points.iter().map(|p| p.centre).collect(),
             )
             .mode(Mode::LinesMarkers)
-            .error_y(ErrorData::new(ErrorType::Data).array(points.iter().map(|r| ci(r)).collect()))
-            .name(*metric),
+            .line(Line::new().color(colour(i, 1.0)))
+            .error_y(interval_bars(&points))
+            .text_array(n_text(&points))
+            .name(format!("{label} ({})", n_range(&points))),
         );
     }
-    plot.set_layout(
-        Layout::new()
-            .title(Title::with_text(format!(
-                "{experiment}: timings (mean over seeds, 95% CI)"
-            )))
-            .x_axis(Axis::new().title(Title::with_text(key)))
-            .y_axis(
-                Axis::new()
-                    .title(Title::with_text("seconds"))
-                    .type_(axis_type(all.into_iter())),
-            ),
-    );
+    let x_log = spans_decades(all.iter().map(|c| key_value(c, x_key)));
+    plot.set_layout(layout(title, x_key, &metric_axis(metric), log).x_axis(
+        Axis::new().title(Title::with_text(x_key)).type_(if x_log {
+            AxisType::Log
+        } else {
+            AxisType::Linear
+        }),
+    ));
     plot
 }
 
-fn per_setting(experiment: &str, metric: &str, rows: &[&SummaryRow]) -> Plot {
-    let mut plot = Plot::new();
-    let x: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            if r.setting.is_empty() {
-                experiment.to_string()
-            } else {
-                r.setting.clone()
-            }
-        })
-        .collect();
-    plot.add_trace(
-        Bar::new(x, rows.iter().map(|r| r.mean).collect())
-            .error_y(ErrorData::new(ErrorType::Data).array(rows.iter().map(|r| ci(r)).collect()))
-            .name(metric),
-    );
-    plot.set_layout(
-        Layout::new()
-            .title(Title::with_text(format!(
-                "{experiment}: {metric} (mean over seeds, 95% CI)"
-            )))
-            .y_axis(Axis::new().title(Title::with_text(metric))),
-    );
-    plot
-}
-
-/// Mean over seeds on the grid of the two swept keys' values. Colours follow log₁₀ of
-/// the mean when every mean is positive and they span more than two decades (errors
-/// from 1e-9 to 1 would otherwise all look alike but the largest); the title says so.
-fn heatmap(title: &str, keys: &[String], rows: &[&SummaryRow]) -> Plot {
-    let log = matches!(axis_type(rows.iter().map(|r| r.mean)), AxisType::Log);
-    let title = if log {
-        format!("{title}, colour: log10")
-    } else {
-        title.to_string()
-    };
-    let label = |r: &SummaryRow, k: &str| r.sweep.get(k).map(display_value).unwrap_or_default();
+/// The centre over seeds on the grid of the two swept keys' values, at `step` (or each
+/// setting's last step); log₁₀ colours for positive values spanning decades.
+fn heatmap(
+    title: &str,
+    metric: &str,
+    keys: &[String],
+    groups: &[(String, Vec<&CellResult>)],
+    step: Option<u64>,
+) -> Plot {
+    let all: Vec<&CellResult> = groups.iter().flat_map(|(_, g)| g.iter().copied()).collect();
+    let log = spans_decades(ok_values(&all, metric));
+    let label = |c: &CellResult, k: &str| c.sweep.get(k).map(display_value).unwrap_or_default();
     let mut xs: Vec<String> = Vec::new();
     let mut ys: Vec<String> = Vec::new();
-    for r in rows {
-        let (x, y) = (label(r, &keys[0]), label(r, &keys[1]));
+    for c in &all {
+        let (x, y) = (label(c, &keys[0]), label(c, &keys[1]));
         if !xs.contains(&x) {
             xs.push(x);
         }
@@ -459,16 +965,36 @@ fn heatmap(title: &str, keys: &[String], rows: &[&SummaryRow]) -> Plot {
         }
     }
     let mut z: Vec<Vec<Option<f64>>> = vec![vec![None; xs.len()]; ys.len()];
-    for r in rows {
-        let xi = xs.iter().position(|x| *x == label(r, &keys[0]));
-        let yi = ys.iter().position(|y| *y == label(r, &keys[1]));
+    let mut text: Vec<Vec<String>> = vec![vec![String::new(); xs.len()]; ys.len()];
+    for (_, group) in groups {
+        let points = curve(group, metric, log);
+        let p = match step {
+            Some(s) => points.iter().find(|p| p.x == s as f64),
+            None => points.last(),
+        };
+        let Some(p) = p else { continue };
+        let xi = xs.iter().position(|x| *x == label(group[0], &keys[0]));
+        let yi = ys.iter().position(|y| *y == label(group[0], &keys[1]));
         if let (Some(xi), Some(yi)) = (xi, yi) {
-            let value = if log { r.mean.log10() } else { r.mean };
+            let value = if log { p.centre.log10() } else { p.centre };
             z[yi][xi] = value.is_finite().then_some(value);
+            text[yi][xi] = format!("{} (n={})", significant(p.centre), p.n);
         }
     }
     let mut plot = Plot::new();
-    plot.add_trace(HeatMap::new(xs, ys, z));
+    plot.add_trace(
+        HeatMap::new(xs, ys, z)
+            .text_matrix(text)
+            .hover_template(format!(
+                "{}=%{{x}}, {}=%{{y}}<br>{metric} %{{text}}<extra></extra>",
+                keys[0], keys[1]
+            )),
+    );
+    let title = if log {
+        format!("{title} (colour: log₁₀)")
+    } else {
+        title.to_string()
+    };
     plot.set_layout(
         Layout::new()
             .title(Title::with_text(&title))
@@ -484,4 +1010,35 @@ fn heatmap(title: &str, keys: &[String], rows: &[&SummaryRow]) -> Plot {
             ),
     );
     plot
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plotly_js_is_the_library_alone() {
+        let js = plotly_js();
+        assert!(
+            js.trim_start().starts_with("/**\n* plotly.js v"),
+            "{}",
+            &js[..80]
+        );
+        assert!(!js.contains("</script>"));
+        assert!(!js.contains("MathJax = "));
+        assert!(js.len() > 1_000_000);
+    }
+
+    #[test]
+    fn intervals_in_log_space_stay_positive() {
+        let p = point(0.0, &[1e-9, 1e-7, 1e-5], true);
+        assert!((p.centre - 1e-7).abs() < 1e-18);
+        assert!(p.low > 0.0 && p.low < p.centre && p.high > p.centre);
+        // The linear interval of the same values goes below zero.
+        let q = point(0.0, &[1e-9, 1e-7, 1e-5], false);
+        assert!(q.low < 0.0);
+        assert!(spans_decades([1e-9, 1e-5].into_iter()));
+        assert!(!spans_decades([-1.0, 1e-5].into_iter()));
+        assert!(!spans_decades([2.0, 20.0].into_iter()));
+    }
 }

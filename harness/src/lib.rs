@@ -5,13 +5,15 @@
 //!
 //! | step | module |
 //! |---|---|
-//! | grid files → validated, typed cells with stable indices and config hashes | [`config`] |
+//! | grid files → validated, typed cells with stable indices and config hashes; the figures a grid declares | [`config`] |
 //! | what a cell runs: the `Experiment` trait and the registry of adapters | [`experiment`], [`adapters`] |
 //! | one atomic JSON shard per finished cell | [`shard`] |
 //! | parallel, resumable runs; diverged cells recorded, the grid goes on | [`runner`], [`progress`] |
-//! | shards → tidy CSV / Parquet and a summary with 95% CIs (polars) | [`tables`] |
-//! | learning curves with confidence bands, heatmaps (plotly HTML) | [`figures`] |
-//! | two result sets compared cell by cell | [`compare`] |
+//! | a result set read from shards or from committed tables | [`results`] |
+//! | shards → tidy Parquet / CSV and a summary with 95% CIs (polars); never a smaller table | [`tables`] |
+//! | IQM, probability of improvement, stratified bootstrap intervals | [`stats`], [`methods`] |
+//! | learning curves and comparisons as offline plotly HTML | [`figures`] |
+//! | two result sets compared cell by cell, per grid, and statistically | [`compare`] |
 //! | crate versions, commit, machine, threads, time per grid | [`manifest`] |
 //! | a grid as a Slurm job array; where its cells stand (`grid submit`, `grid status`) | [`slurm`] |
 //!
@@ -24,10 +26,13 @@ pub mod error;
 pub mod experiment;
 pub mod figures;
 pub mod manifest;
+pub mod methods;
 pub mod progress;
+pub mod results;
 pub mod runner;
 pub mod shard;
 pub mod slurm;
+pub mod stats;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +47,7 @@ pub struct GatherReport {
     pub shards: usize,
     pub missing: Vec<usize>,
     pub stale: usize,
+    pub unreadable: usize,
     pub diverged: usize,
     pub csv: PathBuf,
     pub parquet: PathBuf,
@@ -50,22 +56,25 @@ pub struct GatherReport {
     pub figure_count: usize,
 }
 
-/// Tables and figures of `grid` from the shards in `out/<grid>/cells/`.
-pub fn gather(grid: &Grid, out: &Path) -> Result<GatherReport> {
+/// Tables and figures of `grid` from the shards in `out/<grid>/cells/`. Tables that hold
+/// cells these shards lack are not replaced ([`tables::check_no_loss`]) unless `replace`.
+pub fn gather(grid: &Grid, out: &Path, replace: bool) -> Result<GatherReport> {
     let gathered = tables::collect(grid, out)?;
-    let summary = tables::summarize(&gathered.shards);
-    let paths = tables::write_tables(grid, &gathered, &summary, out)?;
-    let (figures, figure_count) = figures::write_figures(grid, &summary, out)?;
+    if !replace {
+        tables::check_no_loss(grid, &gathered, out)?;
+    }
+    let sweep_columns = tables::sweep_columns(grid);
+    let mut tidy = tables::tidy_frame(&sweep_columns, &gathered.cells)?;
+    let mut summary = tables::summary_frame(&tidy, &sweep_columns)?;
+    let paths = tables::write_tables(grid, &mut tidy, &mut summary, out)?;
+    let (figures, figure_count) = figures::write_figures(grid, &gathered.cells, out)?;
     Ok(GatherReport {
         grid: grid.name.clone(),
-        shards: gathered.shards.len(),
-        diverged: gathered
-            .shards
-            .iter()
-            .filter(|s| s.status != shard::Status::Ok)
-            .count(),
+        shards: gathered.cells.len(),
+        diverged: gathered.cells.iter().filter(|c| !c.is_ok()).count(),
         missing: gathered.missing,
         stale: gathered.stale,
+        unreadable: gathered.unreadable.len(),
         csv: paths.csv,
         parquet: paths.parquet,
         summary: paths.summary,
@@ -92,7 +101,11 @@ pub fn record_run(grid: &Grid, report: &RunReport, out: &Path) -> Result<()> {
         diverged: report.diverged().len(),
         failed: report.failed().len(),
         wall_seconds: report.wall_seconds,
-        cell_seconds_total: gathered.shards.iter().map(|s| s.wall_seconds).sum(),
+        cell_seconds_total: gathered
+            .cells
+            .iter()
+            .filter_map(|c| c.value(results::CELL_WALL_SECONDS, 0))
+            .sum(),
         finished_at: manifest::now(),
     };
     manifest::record(out, &grid.name, entry)

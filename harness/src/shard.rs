@@ -135,26 +135,6 @@ pub fn finished(out: &Path, grid: &Grid, cell: &Cell) -> Option<Shard> {
     }
 }
 
-/// Every shard under `cells_dir` (sorted by file name); unreadable ones are errors.
-pub fn read_all(cells_dir: &Path) -> Result<Vec<Shard>> {
-    let mut paths: Vec<PathBuf> = match std::fs::read_dir(cells_dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "json")
-                    && !p
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with('.'))
-            })
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(Error::io(cells_dir, e)),
-    };
-    paths.sort();
-    paths.iter().map(|p| read(p)).collect()
-}
-
 fn write_f64<S: Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
     if v.is_finite() {
         s.serialize_f64(*v)

@@ -1,222 +1,222 @@
-//! The shards of a grid, gathered into tables with polars:
+//! A grid's cells as tables, with polars:
 //!
-//! - `results/<grid>.csv` and `results/<grid>.parquet`: tidy, one row per cell × metric ×
-//!   step (columns: experiment, algorithm, environment, setting, one column per swept key,
-//!   seed, cell, config_hash, status, metric, step, value). Each cell's wall time is there
-//!   too, as metric `cell_wall_seconds`.
+//! - `results/<grid>.parquet` (committed, zstd) and `results/<grid>.csv`: tidy, one row per
+//!   cell × metric × step (columns: experiment, algorithm, environment, setting, one column
+//!   per swept key, seed, cell, config_hash, status, reason, metric, step, value). Each
+//!   cell's wall time is there too, as metric `cell_wall_seconds`. Every seed's numbers:
+//!   what `compare` reads when there are no shards.
 //! - `results/<grid>_summary.csv`: one row per setting × metric × step over the seeds
-//!   whose cell finished ok: n, mean, std (n − 1 denominator), the half-width of the 95%
-//!   confidence interval of the mean, `t(0.975, n − 1) · std / √n`, its bounds, min and
-//!   max; `diverged` counts the setting's diverged seeds (whose values are left out; only
-//!   their `cell_wall_seconds` count).
+//!   whose cell finished ok (a polars group-by): n, mean, std (n − 1 denominator), the
+//!   half-width of the 95% confidence interval of the mean, `t(0.975, n − 1) · std / √n`,
+//!   its bounds, min and max; `diverged` counts the setting's diverged seeds (whose
+//!   values are left out; only their `cell_wall_seconds` count).
 //!
 //! Only shards of the grid's current cells (matched by config hash) are gathered; shards
-//! left by an older version of the grid file are ignored and counted as stale.
+//! left by an older version of the grid file are ignored and counted as stale. Tables are
+//! never replaced by tables of fewer cells ([`check_no_loss`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
+use polars_io::prelude::{
+    CsvReadOptions, CsvWriter, ParquetCompression, ParquetReader, ParquetWriter,
+};
+use polars_io::{SerReader, SerWriter};
 
 use crate::config::{display_value, Grid};
 use crate::error::{Error, Result};
-use crate::shard::{self, Shard, Status};
+use crate::results::{self, short_hash, CellResult, CELL_WALL_SECONDS};
+use crate::shard::{self, MetricRow};
 
-/// A grid's shards, in cell order.
+/// A grid's current cells as found in `out/<grid>/cells/`, in cell order.
 pub struct Gathered {
     pub grid: String,
-    pub shards: Vec<Shard>,
-    /// Indices of cells without a shard.
+    pub cells: Vec<CellResult>,
+    /// Indices of cells without a readable shard.
     pub missing: Vec<usize>,
     /// Shards in the cells directory that belong to no current cell.
     pub stale: usize,
+    /// Files in the cells directory that are not readable shards, with the reason.
+    pub unreadable: results::Unreadable,
 }
 
 /// Read the shards of `grid`'s cells from `out/<grid>/cells/`.
 pub fn collect(grid: &Grid, out: &Path) -> Result<Gathered> {
-    let all = shard::read_all(&shard::cells_dir(out, &grid.name))?;
+    let (all, unreadable) = results::read_shards(&shard::cells_dir(out, &grid.name))?;
     let total = all.len();
-    let mut by_hash: HashMap<String, Shard> = all
+    let mut by_hash: HashMap<String, shard::Shard> = all
         .into_iter()
         .map(|s| (s.config_hash.clone(), s))
         .collect();
-    let mut shards = Vec::new();
+    let mut cells = Vec::new();
     let mut missing = Vec::new();
     for cell in &grid.cells {
         match by_hash.remove(&cell.config_hash) {
             Some(mut s) => {
                 // The index in the current grid file.
                 s.index = cell.index;
-                shards.push(s);
+                cells.push(CellResult::from_shard(&s));
             }
             None => missing.push(cell.index),
         }
     }
     Ok(Gathered {
         grid: grid.name.clone(),
-        stale: total - shards.len(),
-        shards,
+        stale: total - cells.len(),
+        cells,
         missing,
+        unreadable,
     })
 }
 
-/// One row of the summary table.
+/// What existing tables of a grid hold.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SummaryRow {
-    pub experiment: String,
-    pub algorithm: String,
-    pub environment: String,
-    pub setting: String,
-    pub setting_hash: String,
-    pub sweep: serde_json::Map<String, serde_json::Value>,
-    pub metric: String,
-    pub step: u64,
-    /// Seeds with a value (cells that finished ok).
-    pub n: usize,
-    /// Seeds of this setting that diverged.
-    pub diverged: usize,
-    pub mean: f64,
-    /// Sample standard deviation; NaN for n < 2.
-    pub std: f64,
-    /// Half-width of the 95% confidence interval of the mean; NaN for n < 2.
-    pub ci95: f64,
-    pub min: f64,
-    pub max: f64,
+pub struct Held {
+    /// The table counted.
+    pub path: PathBuf,
+    pub cells: usize,
+    /// Their config hashes (16 digits), when the tidy table is there to tell.
+    pub hashes: Option<BTreeSet<String>>,
 }
 
-/// Summaries over seeds, in order of first appearance of setting and metric, steps
-/// ascending.
-pub fn summarize(shards: &[Shard]) -> Vec<SummaryRow> {
-    /// Per metric (in order of first appearance): step → values over seeds.
-    type Metrics = Vec<(String, BTreeMap<u64, Vec<f64>>)>;
-    // setting hash → (first shard, diverged count, metrics)
-    let mut order: Vec<String> = Vec::new();
-    let mut settings: HashMap<String, (&Shard, usize, Metrics)> = HashMap::new();
-    for s in shards {
-        let entry = settings.entry(s.setting_hash.clone()).or_insert_with(|| {
-            order.push(s.setting_hash.clone());
-            (s, 0, Vec::new())
-        });
-        let ok = s.status == Status::Ok;
-        if !ok {
-            entry.1 += 1;
+/// What the tables of `grid` in `out` hold now: the tidy table's cells (Parquet, else
+/// CSV), else the summary's count (the seeds of each setting's `cell_wall_seconds`).
+pub fn held(grid: &str, out: &Path) -> Result<Option<Held>> {
+    for extension in ["parquet", "csv"] {
+        let path = out.join(format!("{grid}.{extension}"));
+        if path.is_file() {
+            let tidy = read_tidy(&path)?;
+            let hashes: BTreeSet<String> = text_column(&tidy, "config_hash")
+                .map_err(|reason| Error::malformed(&path, reason))?
+                .into_iter()
+                .collect();
+            return Ok(Some(Held {
+                path,
+                cells: hashes.len(),
+                hashes: Some(hashes),
+            }));
         }
-        // A diverged cell's metrics stay out of the summary; its wall time counts.
-        for m in s.metrics.iter().filter(|_| ok) {
-            let pos = match entry.2.iter().position(|(name, _)| *name == m.metric) {
-                Some(p) => p,
-                None => {
-                    entry.2.push((m.metric.clone(), BTreeMap::new()));
-                    entry.2.len() - 1
-                }
-            };
-            entry.2[pos].1.entry(m.step).or_default().push(m.value);
-        }
-        let pos = match entry.2.iter().position(|(n, _)| n == "cell_wall_seconds") {
-            Some(p) => p,
-            None => {
-                entry.2.push(("cell_wall_seconds".into(), BTreeMap::new()));
-                entry.2.len() - 1
+    }
+    let path = out.join(format!("{grid}_summary.csv"));
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let summary = read_csv(&path)?;
+    let cells = summary
+        .lazy()
+        .filter(col("metric").eq(lit(CELL_WALL_SECONDS)))
+        .select([
+            (col("n").cast(DataType::UInt64) + col("diverged").cast(DataType::UInt64))
+                .sum()
+                .alias("cells"),
+        ])
+        .collect()?;
+    let cells = cells.column("cells")?.u64()?.get(0).unwrap_or(0) as usize;
+    Ok(Some(Held {
+        path,
+        cells,
+        hashes: None,
+    }))
+}
+
+/// Refuse to replace `grid`'s tables in `out` with tables that would hold fewer cells
+/// than they do, or that would drop a current cell they hold (its shard missing,
+/// unreadable or never written): a fresh clone has the tables and no shards, and a failed
+/// or interrupted rerun must not shrink them.
+pub fn check_no_loss(grid: &Grid, gathered: &Gathered, out: &Path) -> Result<()> {
+    let Some(held) = held(&grid.name, out)? else {
+        return Ok(());
+    };
+    let have: BTreeSet<&str> = gathered
+        .cells
+        .iter()
+        .map(|c| c.config_hash.as_str())
+        .collect();
+    let lost: Vec<&crate::config::Cell> = match &held.hashes {
+        Some(hashes) => grid
+            .cells
+            .iter()
+            .filter(|c| {
+                let h = short_hash(&c.config_hash);
+                hashes.contains(h) && !have.contains(h)
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    if gathered.cells.len() >= held.cells && lost.is_empty() {
+        return Ok(());
+    }
+    let missing: Vec<String> = gathered
+        .missing
+        .iter()
+        .take(5)
+        .map(|&i| format!("#{i} {}", grid.cells[i].label()))
+        .collect();
+    let more = gathered.missing.len().saturating_sub(missing.len());
+    let mut reason = format!(
+        "{} holds {} cells, but {} has shards of only {} of the grid's {} cells",
+        held.path.display(),
+        held.cells,
+        shard::cells_dir(out, &grid.name).display(),
+        gathered.cells.len(),
+        grid.cells.len(),
+    );
+    if !missing.is_empty() {
+        reason.push_str(&format!(
+            " (missing: {}{})",
+            missing.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
             }
-        };
-        entry.2[pos].1.entry(0).or_default().push(s.wall_seconds);
+        ));
     }
-    let mut rows = Vec::new();
-    for hash in order {
-        let (first, diverged, metrics) = &settings[&hash];
-        for (metric, steps) in metrics {
-            for (step, values) in steps {
-                let (n, mean, std, ci95) = mean_std_ci(values);
-                rows.push(SummaryRow {
-                    experiment: first.experiment.clone(),
-                    algorithm: first.algorithm.clone(),
-                    environment: first.environment.clone(),
-                    setting: first.setting.clone(),
-                    setting_hash: hash.clone(),
-                    sweep: first.sweep.clone(),
-                    metric: metric.clone(),
-                    step: *step,
-                    n,
-                    diverged: *diverged,
-                    mean,
-                    std,
-                    ci95,
-                    min: values.iter().copied().fold(f64::INFINITY, f64::min),
-                    max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-                });
-            }
-        }
+    if !gathered.unreadable.is_empty() {
+        reason.push_str(&format!(
+            "; {} unreadable shard file(s), the first {}",
+            gathered.unreadable.len(),
+            gathered.unreadable[0].0.display()
+        ));
     }
-    rows
+    reason.push_str(&format!(
+        ": the tables are left as they are. Run the missing cells (`policy-param grid run {}`), or pass --replace to write the smaller tables anyway",
+        grid.file.display()
+    ));
+    Err(Error::Refused(reason))
 }
 
-/// (n, mean, sample std, 95% CI half-width); std and CI are NaN below two values.
-pub fn mean_std_ci(values: &[f64]) -> (usize, f64, f64, f64) {
-    let n = values.len();
-    if n == 0 {
-        return (0, f64::NAN, f64::NAN, f64::NAN);
-    }
-    let mean = values.iter().sum::<f64>() / n as f64;
-    if n < 2 {
-        return (n, mean, f64::NAN, f64::NAN);
-    }
-    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64;
-    let std = var.sqrt();
-    (n, mean, std, t_975(n - 1) * std / (n as f64).sqrt())
-}
-
-/// The 0.975 quantile of Student's t with `df` degrees of freedom: exact table values to
-/// 30, then the Cornish–Fisher expansion around the normal quantile (error below 1e-4).
-pub fn t_975(df: usize) -> f64 {
-    const TABLE: [f64; 30] = [
-        12.706_204, 4.302_653, 3.182_446, 2.776_445, 2.570_582, 2.446_912, 2.364_624, 2.306_004,
-        2.262_157, 2.228_139, 2.200_985, 2.178_813, 2.160_369, 2.144_787, 2.131_450, 2.119_905,
-        2.109_816, 2.100_922, 2.093_024, 2.085_963, 2.079_614, 2.073_873, 2.068_658, 2.063_899,
-        2.059_539, 2.055_529, 2.051_831, 2.048_407, 2.045_230, 2.042_272,
-    ];
-    match df {
-        0 => f64::NAN,
-        1..=30 => TABLE[df - 1],
-        _ => {
-            let z: f64 = 1.959_963_984_540_054;
-            let v = df as f64;
-            let z3 = z.powi(3);
-            let z5 = z.powi(5);
-            let z7 = z.powi(7);
-            z + (z3 + z) / (4.0 * v)
-                + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * v * v)
-                + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * v * v * v)
-        }
-    }
-}
+/// Columns every tidy or summary table has; a swept key of the same name gets the
+/// column `param_<key>`.
+const FIXED: &[&str] = &[
+    "experiment",
+    "algorithm",
+    "environment",
+    "setting",
+    "seed",
+    "cell",
+    "config_hash",
+    "status",
+    "reason",
+    "metric",
+    "step",
+    "value",
+    "n",
+    "diverged",
+    "mean",
+    "std",
+    "ci95",
+    "ci95_low",
+    "ci95_high",
+    "min",
+    "max",
+];
 
 /// The swept keys of a grid, in order of first appearance, each with the name of its
-/// column (`param_<key>` when the key collides with a fixed column).
-fn sweep_columns(grid: &Grid) -> Vec<(String, String)> {
-    const FIXED: &[&str] = &[
-        "experiment",
-        "algorithm",
-        "environment",
-        "setting",
-        "seed",
-        "cell",
-        "config_hash",
-        "setting_hash",
-        "status",
-        "metric",
-        "step",
-        "value",
-        "n",
-        "diverged",
-        "mean",
-        "std",
-        "ci95",
-        "ci95_low",
-        "ci95_high",
-        "min",
-        "max",
-    ];
+/// column.
+pub fn sweep_columns(grid: &Grid) -> Vec<(String, String)> {
     let mut keys: Vec<(String, String)> = Vec::new();
     for e in &grid.experiments {
         for k in &e.sweep_keys {
@@ -264,108 +264,250 @@ fn nullable(values: impl Iterator<Item = f64>) -> Vec<Option<f64>> {
         .collect()
 }
 
-/// The tidy table of `gathered`.
-pub fn tidy_frame(grid: &Grid, gathered: &Gathered) -> Result<DataFrame> {
-    struct Row<'a> {
-        shard: &'a Shard,
-        metric: &'a str,
-        step: u64,
-        value: f64,
-    }
-    let mut rows = Vec::new();
-    for s in &gathered.shards {
-        for m in &s.metrics {
-            rows.push(Row {
-                shard: s,
-                metric: &m.metric,
-                step: m.step,
-                value: m.value,
-            });
-        }
-        rows.push(Row {
-            shard: s,
-            metric: "cell_wall_seconds",
-            step: 0,
-            value: s.wall_seconds,
-        });
-    }
-    let text = |name: &str, f: &dyn Fn(&Row) -> String| {
-        Column::new(name.into(), rows.iter().map(f).collect::<Vec<String>>())
+/// The tidy table of `cells`, with a column per swept key of `sweep_columns`.
+pub fn tidy_frame(sweep_columns: &[(String, String)], cells: &[CellResult]) -> Result<DataFrame> {
+    let rows: Vec<(&CellResult, &MetricRow)> = cells
+        .iter()
+        .flat_map(|c| c.metrics.iter().map(move |m| (c, m)))
+        .collect();
+    let text = |name: &str, f: &dyn Fn(&CellResult, &MetricRow) -> String| {
+        Column::new(
+            name.into(),
+            rows.iter().map(|(c, m)| f(c, m)).collect::<Vec<String>>(),
+        )
+    };
+    let number = |name: &str, f: &dyn Fn(&CellResult, &MetricRow) -> u64| {
+        Column::new(
+            name.into(),
+            rows.iter().map(|(c, m)| f(c, m)).collect::<Vec<u64>>(),
+        )
     };
     let mut columns = vec![
-        text("experiment", &|r| r.shard.experiment.clone()),
-        text("algorithm", &|r| r.shard.algorithm.clone()),
-        text("environment", &|r| r.shard.environment.clone()),
-        text("setting", &|r| r.shard.setting.clone()),
+        text("experiment", &|c, _| c.experiment.clone()),
+        text("algorithm", &|c, _| c.algorithm.clone()),
+        text("environment", &|c, _| c.environment.clone()),
+        text("setting", &|c, _| c.setting.clone()),
     ];
     columns.extend(sweep_series(
-        &sweep_columns(grid),
-        rows.iter().map(|r| &r.shard.sweep),
+        sweep_columns,
+        rows.iter().map(|(c, _)| &c.sweep),
     ));
     columns.extend([
-        Column::new(
-            "seed".into(),
-            rows.iter().map(|r| r.shard.seed).collect::<Vec<u64>>(),
-        ),
-        Column::new(
-            "cell".into(),
-            rows.iter()
-                .map(|r| r.shard.index as u64)
-                .collect::<Vec<u64>>(),
-        ),
-        text("config_hash", &|r| r.shard.config_hash[..16].to_string()),
-        text("status", &|r| r.shard.status.name().to_string()),
-        text("metric", &|r| r.metric.to_string()),
-        Column::new(
-            "step".into(),
-            rows.iter().map(|r| r.step).collect::<Vec<u64>>(),
-        ),
-        Column::new("value".into(), nullable(rows.iter().map(|r| r.value))),
+        number("seed", &|c, _| c.seed),
+        number("cell", &|c, _| c.index as u64),
+        text("config_hash", &|c, _| c.config_hash.clone()),
+        text("status", &|c, _| c.status.clone()),
+        text("reason", &|c, _| c.reason.clone()),
+        text("metric", &|_, m| m.metric.clone()),
+        number("step", &|_, m| m.step),
+        Column::new("value".into(), nullable(rows.iter().map(|(_, m)| m.value))),
     ]);
     Ok(DataFrame::new_infer_height(columns)?)
 }
 
-/// The summary table of `rows`.
-pub fn summary_frame(grid: &Grid, rows: &[SummaryRow]) -> Result<DataFrame> {
-    let text = |name: &str, f: &dyn Fn(&SummaryRow) -> String| {
-        Column::new(name.into(), rows.iter().map(f).collect::<Vec<String>>())
-    };
-    let number = |name: &str, f: &dyn Fn(&SummaryRow) -> f64| {
-        Column::new(name.into(), nullable(rows.iter().map(f)))
-    };
-    let mut columns = vec![
-        text("experiment", &|r| r.experiment.clone()),
-        text("algorithm", &|r| r.algorithm.clone()),
-        text("environment", &|r| r.environment.clone()),
-        text("setting", &|r| r.setting.clone()),
+/// The summary of a tidy table, as polars expressions: group by setting, metric and step
+/// over the seeds that finished ok (a diverged seed counts only in `diverged` and in its
+/// wall time); rows in order of each setting's first cell, then of each metric's first
+/// appearance in it, then by step.
+pub fn summary_frame(tidy: &DataFrame, sweep_columns: &[(String, String)]) -> Result<DataFrame> {
+    let setting = || [col("experiment"), col("setting")];
+    let max_n = tidy.height().max(2) as u64;
+    let t_table = DataFrame::new_infer_height(vec![
+        Column::new("n".into(), (2..=max_n).collect::<Vec<u64>>()),
+        Column::new(
+            "t".into(),
+            (2..=max_n)
+                .map(|n| t_975((n - 1) as usize))
+                .collect::<Vec<f64>>(),
+        ),
+    ])?;
+    let mut firsts = vec![
+        col("algorithm").first(),
+        col("environment").first(),
+        col("setting_order").first(),
+        col("metric_order").first(),
+        col("diverged").first(),
+        col("value").count().cast(DataType::UInt64).alias("n"),
+        col("value").mean().alias("mean"),
+        col("value").std(1).alias("std"),
+        col("value").min().alias("min"),
+        col("value").max().alias("max"),
     ];
-    columns.extend(sweep_series(
-        &sweep_columns(grid),
-        rows.iter().map(|r| &r.sweep),
-    ));
-    columns.extend([
-        text("metric", &|r| r.metric.clone()),
-        Column::new(
-            "step".into(),
-            rows.iter().map(|r| r.step).collect::<Vec<u64>>(),
-        ),
-        Column::new(
-            "n".into(),
-            rows.iter().map(|r| r.n as u64).collect::<Vec<u64>>(),
-        ),
-        Column::new(
-            "diverged".into(),
-            rows.iter().map(|r| r.diverged as u64).collect::<Vec<u64>>(),
-        ),
-        number("mean", &|r| r.mean),
-        number("std", &|r| r.std),
-        number("ci95", &|r| r.ci95),
-        number("ci95_low", &|r| r.mean - r.ci95),
-        number("ci95_high", &|r| r.mean + r.ci95),
-        number("min", &|r| r.min),
-        number("max", &|r| r.max),
+    firsts.extend(sweep_columns.iter().map(|(_, c)| col(c.as_str()).first()));
+    let mut order: Vec<Expr> = vec![
+        col("experiment"),
+        col("algorithm"),
+        col("environment"),
+        col("setting"),
+    ];
+    order.extend(sweep_columns.iter().map(|(_, c)| col(c.as_str())));
+    order.extend([
+        col("metric"),
+        col("step"),
+        col("n"),
+        col("diverged"),
+        col("mean"),
+        col("std"),
+        col("ci95"),
+        (col("mean") - col("ci95")).alias("ci95_low"),
+        (col("mean") + col("ci95")).alias("ci95_high"),
+        col("min"),
+        col("max"),
     ]);
-    Ok(DataFrame::new_infer_height(columns)?)
+    let diverged_cell = col("status")
+        .neq(lit("ok"))
+        .and(col("metric").eq(lit(CELL_WALL_SECONDS)));
+    let summary = tidy
+        .clone()
+        .lazy()
+        .with_row_index("row", None)
+        .with_columns([
+            col("row").min().over(setting())?.alias("setting_order"),
+            col("row")
+                .min()
+                .over([col("experiment"), col("setting"), col("metric")])?
+                .alias("metric_order"),
+            diverged_cell
+                .cast(DataType::UInt64)
+                .sum()
+                .over(setting())?
+                .alias("diverged"),
+        ])
+        .filter(
+            col("status")
+                .eq(lit("ok"))
+                .or(col("metric").eq(lit(CELL_WALL_SECONDS))),
+        )
+        .group_by([
+            col("experiment"),
+            col("setting"),
+            col("metric"),
+            col("step"),
+        ])
+        .agg(firsts)
+        .left_join(t_table.lazy(), col("n"), col("n"))
+        .with_column(
+            (col("t") * col("std") / col("n").cast(DataType::Float64).sqrt()).alias("ci95"),
+        )
+        // Last: neither the group-by nor the join keeps row order.
+        .sort(
+            ["setting_order", "metric_order", "step"],
+            SortMultipleOptions::default(),
+        )
+        .select(order)
+        .collect()?;
+    Ok(summary)
+}
+
+/// One row of the summary table, as the figures read it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryRow {
+    pub experiment: String,
+    pub algorithm: String,
+    pub environment: String,
+    pub setting: String,
+    pub sweep: serde_json::Map<String, serde_json::Value>,
+    pub metric: String,
+    pub step: u64,
+    /// Seeds with a value (cells that finished ok).
+    pub n: usize,
+    /// Seeds of this setting that diverged.
+    pub diverged: usize,
+    pub mean: f64,
+    /// Sample standard deviation; NaN for n < 2.
+    pub std: f64,
+    /// Half-width of the 95% confidence interval of the mean; NaN for n < 2.
+    pub ci95: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl SummaryRow {
+    /// `experiment[setting]`, or the experiment alone.
+    pub fn setting_label(&self) -> String {
+        if self.setting.is_empty() {
+            self.experiment.clone()
+        } else {
+            format!("{}[{}]", self.experiment, self.setting)
+        }
+    }
+}
+
+/// The rows of a summary frame.
+pub fn summary_rows(
+    summary: &DataFrame,
+    sweep_columns: &[(String, String)],
+) -> Result<Vec<SummaryRow>> {
+    let text = |name: &str| -> Result<Vec<String>> {
+        text_column(summary, name).map_err(|reason| Error::Usage(format!("summary: {reason}")))
+    };
+    let float = |name: &str| -> Result<Vec<f64>> { Ok(float_column(summary, name)?) };
+    let count = |name: &str| -> Result<Vec<u64>> { Ok(u64_column(summary, name)?) };
+    let (experiment, algorithm, environment, setting, metric) = (
+        text("experiment")?,
+        text("algorithm")?,
+        text("environment")?,
+        text("setting")?,
+        text("metric")?,
+    );
+    let (step, n, diverged) = (count("step")?, count("n")?, count("diverged")?);
+    let (mean, std, ci95, min, max) = (
+        float("mean")?,
+        float("std")?,
+        float("ci95")?,
+        float("min")?,
+        float("max")?,
+    );
+    let sweeps = sweep_values(summary, sweep_columns)?;
+    Ok((0..summary.height())
+        .map(|i| SummaryRow {
+            experiment: experiment[i].clone(),
+            algorithm: algorithm[i].clone(),
+            environment: environment[i].clone(),
+            setting: setting[i].clone(),
+            sweep: sweeps[i].clone(),
+            metric: metric[i].clone(),
+            step: step[i],
+            n: n[i] as usize,
+            diverged: diverged[i] as usize,
+            mean: mean[i],
+            std: std[i],
+            ci95: ci95[i],
+            min: min[i],
+            max: max[i],
+        })
+        .collect())
+}
+
+/// Per row, the swept keys' values (a key absent where the row's experiment does not
+/// sweep it).
+fn sweep_values(
+    frame: &DataFrame,
+    sweep_columns: &[(String, String)],
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    let mut rows = vec![serde_json::Map::new(); frame.height()];
+    for (key, column) in sweep_columns {
+        let series = frame
+            .column(column.as_str())?
+            .as_materialized_series()
+            .clone();
+        if series.dtype().is_primitive_numeric() {
+            let values = series.cast(&DataType::Float64)?;
+            for (row, v) in rows.iter_mut().zip(values.f64()?.iter()) {
+                if let Some(v) = v {
+                    row.insert(key.clone(), serde_json::json!(v));
+                }
+            }
+        } else {
+            let values = series.cast(&DataType::String)?;
+            for (row, v) in rows.iter_mut().zip(values.str()?.iter()) {
+                if let Some(v) = v {
+                    row.insert(key.clone(), serde_json::Value::String(v.to_string()));
+                }
+            }
+        }
+    }
+    Ok(rows)
 }
 
 /// The files [`write_tables`] wrote.
@@ -375,11 +517,12 @@ pub struct TablePaths {
     pub summary: PathBuf,
 }
 
-/// Write the tidy table (CSV and Parquet) and the summary (CSV) of `grid` into `out`.
+/// Write the tidy table (CSV and zstd Parquet) and the summary (CSV) of `grid` into
+/// `out`, each atomically.
 pub fn write_tables(
     grid: &Grid,
-    gathered: &Gathered,
-    summary: &[SummaryRow],
+    tidy: &mut DataFrame,
+    summary: &mut DataFrame,
     out: &Path,
 ) -> Result<TablePaths> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -388,31 +531,192 @@ pub fn write_tables(
         parquet: out.join(format!("{}.parquet", grid.name)),
         summary: out.join(format!("{}_summary.csv", grid.name)),
     };
-    let mut tidy = tidy_frame(grid, gathered)?;
-    write_csv(&paths.csv, &mut tidy)?;
-    let tmp = temporary(&paths.parquet);
-    let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    ParquetWriter::new(file).finish(&mut tidy)?;
-    std::fs::rename(&tmp, &paths.parquet).map_err(|e| Error::io(&paths.parquet, e))?;
-    let mut summary = summary_frame(grid, summary)?;
-    write_csv(&paths.summary, &mut summary)?;
+    write_csv(&paths.csv, tidy)?;
+    write_atomically(&paths.parquet, |file| {
+        ParquetWriter::new(file)
+            .with_compression(ParquetCompression::Zstd(None))
+            .finish(tidy)?;
+        Ok(())
+    })?;
+    write_csv(&paths.summary, summary)?;
     Ok(paths)
 }
 
-fn temporary(path: &Path) -> PathBuf {
+/// Write through a temporary file beside `path`, then rename: a reader never sees half a
+/// table.
+pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    if let Err(e) = write(&mut file) {
+        drop(file);
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
 fn write_csv(path: &Path, frame: &mut DataFrame) -> Result<()> {
-    let tmp = temporary(path);
-    let mut file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    CsvWriter::new(&mut file).finish(frame)?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    write_atomically(path, |file| {
+        CsvWriter::new(file).finish(frame)?;
+        Ok(())
+    })
+}
+
+fn read_csv(path: &Path) -> Result<DataFrame> {
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(None)
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(|r| r.finish())
+        .map_err(|e| Error::malformed(path, format!("not a table: {e}")))
+}
+
+/// A tidy table, from Parquet or CSV (by extension).
+pub fn read_tidy(path: &Path) -> Result<DataFrame> {
+    if path.extension().is_some_and(|x| x == "parquet") {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        ParquetReader::new(file)
+            .finish()
+            .map_err(|e| Error::malformed(path, format!("not a Parquet table: {e}")))
+    } else {
+        read_csv(path)
+    }
+}
+
+fn text_column(frame: &DataFrame, name: &str) -> std::result::Result<Vec<String>, String> {
+    let column = frame
+        .column(name)
+        .map_err(|_| format!("no column {name:?}"))?;
+    let cast = column
+        .cast(&DataType::String)
+        .map_err(|e| format!("column {name:?}: {e}"))?;
+    let values = cast.str().map_err(|e| format!("column {name:?}: {e}"))?;
+    Ok(values
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
+}
+
+fn float_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
+    let values = frame.column(name)?.cast(&DataType::Float64)?;
+    Ok(values
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
+}
+
+fn u64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
+    let values = frame.column(name)?.cast(&DataType::UInt64)?;
+    let values = values.u64()?;
+    if values.null_count() > 0 {
+        return Err(PolarsError::ComputeError(
+            format!("column {name:?} has empty or negative values").into(),
+        ));
+    }
+    Ok(values.iter().map(|v| v.unwrap_or(0)).collect())
+}
+
+/// The cells of grid `grid` in a tidy table, in cell-index order.
+pub fn cells_from_tidy(
+    grid: &str,
+    tidy: &DataFrame,
+) -> std::result::Result<Vec<CellResult>, String> {
+    let text = |name: &str| text_column(tidy, name);
+    let numbers = |name: &str| u64_column(tidy, name).map_err(|e| e.to_string());
+    let (experiment, algorithm, environment, setting) = (
+        text("experiment")?,
+        text("algorithm")?,
+        text("environment")?,
+        text("setting")?,
+    );
+    let (config_hash, status, metric) = (text("config_hash")?, text("status")?, text("metric")?);
+    // Tables written before the reason column: no reason.
+    let reason = text("reason").unwrap_or_else(|_| vec![String::new(); tidy.height()]);
+    let (seed, index, step) = (numbers("seed")?, numbers("cell")?, numbers("step")?);
+    let value = float_column(tidy, "value").map_err(|e| e.to_string())?;
+    let sweep_columns: Vec<(String, String)> = tidy
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .filter(|c| !FIXED.contains(&c.as_str()))
+        .map(|c| (c.strip_prefix("param_").unwrap_or(&c).to_string(), c))
+        .collect();
+    let sweeps = sweep_values(tidy, &sweep_columns).map_err(|e| e.to_string())?;
+    let mut cells: Vec<CellResult> = Vec::new();
+    let mut position: HashMap<&str, usize> = HashMap::new();
+    for i in 0..tidy.height() {
+        let at = *position.entry(config_hash[i].as_str()).or_insert_with(|| {
+            cells.push(CellResult {
+                grid: grid.to_string(),
+                experiment: experiment[i].clone(),
+                algorithm: algorithm[i].clone(),
+                environment: environment[i].clone(),
+                setting: setting[i].clone(),
+                sweep: sweeps[i].clone(),
+                seed: seed[i],
+                index: index[i] as usize,
+                config_hash: config_hash[i].clone(),
+                status: status[i].clone(),
+                reason: reason[i].clone(),
+                metrics: Vec::new(),
+            });
+            cells.len() - 1
+        });
+        cells[at].metrics.push(MetricRow {
+            step: step[i],
+            metric: metric[i].clone(),
+            value: value[i],
+        });
+    }
+    cells.sort_by_key(|c| c.index);
+    Ok(cells)
+}
+
+/// The 0.975 quantile of Student's t with `df` degrees of freedom: exact table values to
+/// 30, then the Cornish–Fisher expansion around the normal quantile (error below 1e-4).
+pub fn t_975(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706_204, 4.302_653, 3.182_446, 2.776_445, 2.570_582, 2.446_912, 2.364_624, 2.306_004,
+        2.262_157, 2.228_139, 2.200_985, 2.178_813, 2.160_369, 2.144_787, 2.131_450, 2.119_905,
+        2.109_816, 2.100_922, 2.093_024, 2.085_963, 2.079_614, 2.073_873, 2.068_658, 2.063_899,
+        2.059_539, 2.055_529, 2.051_831, 2.048_407, 2.045_230, 2.042_272,
+    ];
+    match df {
+        0 => f64::NAN,
+        1..=30 => TABLE[df - 1],
+        _ => {
+            let z: f64 = 1.959_963_984_540_054;
+            let v = df as f64;
+            let z3 = z.powi(3);
+            let z5 = z.powi(5);
+            let z7 = z.powi(7);
+            z + (z3 + z) / (4.0 * v)
+                + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * v * v)
+                + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * v * v * v)
+        }
+    }
+}
+
+/// (n, mean, sample std, 95% CI half-width) of `values`; std and CI are NaN below two
+/// values. The figures use it on per-seed values (in log space for positive errors).
+pub fn mean_std_ci(values: &[f64]) -> (usize, f64, f64, f64) {
+    let n = values.len();
+    if n == 0 {
+        return (0, f64::NAN, f64::NAN, f64::NAN);
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    if n < 2 {
+        return (n, mean, f64::NAN, f64::NAN);
+    }
+    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64;
+    let std = var.sqrt();
+    (n, mean, std, t_975(n - 1) * std / (n as f64).sqrt())
 }
 
 #[cfg(test)]
@@ -443,5 +747,93 @@ mod tests {
         let (n, mean, std, ci) = mean_std_ci(&[7.0]);
         assert_eq!((n, mean), (1, 7.0));
         assert!(std.is_nan() && ci.is_nan());
+    }
+
+    fn cell(setting: &str, seed: u64, status: &str, values: &[(u64, &str, f64)]) -> CellResult {
+        let mut sweep = serde_json::Map::new();
+        sweep.insert("lr".into(), serde_json::json!(setting.len() as f64));
+        let mut metrics: Vec<MetricRow> = values
+            .iter()
+            .map(|&(step, metric, value)| MetricRow {
+                step,
+                metric: metric.into(),
+                value,
+            })
+            .collect();
+        metrics.push(MetricRow {
+            step: 0,
+            metric: CELL_WALL_SECONDS.into(),
+            value: 1.5,
+        });
+        CellResult {
+            grid: "g".into(),
+            experiment: "e".into(),
+            algorithm: "a".into(),
+            environment: "Env".into(),
+            setting: setting.into(),
+            sweep,
+            seed,
+            index: seed as usize,
+            config_hash: format!("{seed:016x}"),
+            status: status.into(),
+            reason: if status == "ok" { "" } else { "loss > 1e8" }.into(),
+            metrics,
+        }
+    }
+
+    /// The polars summary against values computed by hand, diverged seeds left out, rows
+    /// in setting, metric and step order; and the tidy table reads back into the same
+    /// cells.
+    #[test]
+    fn summary_groups_by_setting_metric_and_step_and_the_tidy_table_round_trips() {
+        let cells = vec![
+            cell(
+                "lr=1",
+                0,
+                "ok",
+                &[(2, "ret", 1.0), (1, "loss", 9.0), (1, "ret", 0.5)],
+            ),
+            cell(
+                "lr=1",
+                1,
+                "ok",
+                &[(2, "ret", 3.0), (1, "loss", 7.0), (1, "ret", 0.25)],
+            ),
+            cell("lr=1", 2, "diverged", &[(1, "ret", -1e9)]),
+            cell("lr=22", 3, "ok", &[(1, "ret", 4.0)]),
+        ];
+        let columns = vec![("lr".to_string(), "lr".to_string())];
+        let tidy = tidy_frame(&columns, &cells).unwrap();
+        let summary = summary_frame(&tidy, &columns).unwrap();
+        let rows = summary_rows(&summary, &columns).unwrap();
+        let keys: Vec<(String, &str, u64)> = rows
+            .iter()
+            .map(|r| (r.setting.clone(), r.metric.as_str(), r.step))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("lr=1".to_string(), "ret", 1),
+                ("lr=1".to_string(), "ret", 2),
+                ("lr=1".to_string(), "loss", 1),
+                ("lr=1".to_string(), CELL_WALL_SECONDS, 0),
+                ("lr=22".to_string(), "ret", 1),
+                ("lr=22".to_string(), CELL_WALL_SECONDS, 0),
+            ]
+        );
+        let ret2 = &rows[1];
+        assert_eq!((ret2.n, ret2.diverged, ret2.mean), (2, 1, 2.0));
+        assert!((ret2.std - 2f64.sqrt()).abs() < 1e-15);
+        assert!((ret2.ci95 - 12.706_204 * 2f64.sqrt() / 2f64.sqrt()).abs() < 1e-9);
+        assert_eq!((ret2.min, ret2.max), (1.0, 3.0));
+        // The diverged seed's value stays out; its wall time counts.
+        assert_eq!((rows[0].n, rows[0].mean), (2, 0.375));
+        assert_eq!((rows[3].n, rows[3].diverged), (3, 1));
+        assert_eq!((rows[4].n, rows[4].diverged), (1, 0));
+        assert!(rows[4].std.is_nan() && rows[4].ci95.is_nan());
+        assert_eq!(rows[4].sweep["lr"], serde_json::json!(5.0));
+
+        let back = cells_from_tidy("g", &tidy).unwrap();
+        assert_eq!(back, cells);
     }
 }

@@ -218,13 +218,15 @@ fn lqr_budgets_windows_and_the_explicit_reference() {
     }
 
     // One heatmap per metric over budget × K, budgets across and windows down.
-    let gathered = gather(&grid, &out).unwrap();
+    let gathered = gather(&grid, &out, false).unwrap();
     let html = std::fs::read_to_string(&gathered.figures).unwrap();
     assert!(
-        html.contains(r#""type":"heatmap","x":["1.0","0.1","0.0"],"y":["0","2","inf"]"#),
+        html.contains(r#""x":["1.0","0.1","0.0"],"y":["0","2","inf"]"#),
         "no budget × window heatmap"
     );
-    assert!(html.contains("lqr: final_gain_error (mean over seeds), colour: log10"));
+    assert!(
+        html.contains("lqr: final gain error ‖K − K*‖ / ‖K*‖ (K* from Riccati) (colour: log₁₀)")
+    );
 }
 
 #[test]

@@ -149,3 +149,30 @@ fn cells_expand_in_order_with_stable_hashes() {
     assert_ne!(grid.cells[0].config_hash, changed.cells[0].config_hash);
     assert_eq!(grid.cells[8].config_hash, changed.cells[8].config_hash);
 }
+
+#[test]
+fn a_declared_figure_names_what_exists() {
+    let sweep = format!("{HEAD}[experiment.sweep]\nlr = [1e-3, 2e-3]\n");
+    let figure = |body: &str| {
+        format!("{sweep}\n[[figure]]\ntitle = \"t\"\nmetric = \"eval_return\"\n{body}")
+    };
+    let grid = Grid::parse(
+        Path::new("experiments/good.toml"),
+        &figure("experiments = [\"p[lr=0.002]\", \"p\"]\nbaseline = \"p[lr=0.001]\"\nreferences = [{ label = \"peer\", value = -150.0 }]\n"),
+    )
+    .unwrap();
+    assert_eq!(grid.figures.len(), 1);
+    assert_eq!(grid.figures[0].references[0].value, -150.0);
+    let e = error_of(&figure("experiments = [\"q\"]\n"));
+    assert_names(
+        &e,
+        "figure[0].experiments[0]",
+        "no experiment or setting \"q\"",
+    );
+    let e = error_of(&figure("baseline = \"p[lr=5]\"\n"));
+    assert_names(&e, "figure[0].baseline", "p[lr=0.001]");
+    let e = error_of(&figure("better = \"up\"\n"));
+    assert_names(&e, "figure[0].better", "neither");
+    let e = error_of(&figure("colour = \"red\"\n"));
+    assert_names(&e, "figure[0].colour", "unknown field `colour`");
+}

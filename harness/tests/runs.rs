@@ -159,7 +159,7 @@ fn a_restarted_run_recomputes_only_unfinished_cells() {
     let report = run_grid(&edited, &opts).unwrap();
     assert_eq!(report.ran(), vec![8, 9]);
     // The old pendulum shards are stale: not gathered.
-    let gathered = gather(&edited, &out).unwrap();
+    let gathered = gather(&edited, &out, false).unwrap();
     assert_eq!(gathered.shards, edited.cells.len());
     assert_eq!(gathered.stale, 2);
 }
@@ -189,7 +189,7 @@ fn a_diverged_cell_is_recorded_and_the_others_finish() {
         3
     );
     // The summary counts it, and takes no values from it.
-    let gathered = gather(&grid, &out).unwrap();
+    let gathered = gather(&grid, &out, false).unwrap();
     assert_eq!(gathered.diverged, 1);
     let mut summary = csv::Reader::from_path(&gathered.summary).unwrap();
     let header = summary.headers().unwrap().clone();
@@ -214,7 +214,7 @@ fn tables_and_figures_summarize_the_seeds() {
     let grid = Grid::load(&dir.grid("tiny.toml", common::TINY)).unwrap();
     let out = dir.path().join("results");
     run_grid(&grid, &options(&out, 2)).unwrap();
-    let report = gather(&grid, &out).unwrap();
+    let report = gather(&grid, &out, false).unwrap();
     assert_eq!(report.shards, grid.cells.len());
     assert!(report.missing.is_empty());
     assert!(report.parquet.exists());
@@ -315,10 +315,83 @@ fn tables_and_figures_summarize_the_seeds() {
         assert_eq!(r[scol("mean")].parse::<f64>().unwrap(), 2.0, "{r:?}");
     }
 
-    // Figures: learning curves with bands, a heatmap for the two-key sweep.
+    // Figures: learning curves (two seeds a setting: each seed drawn, dotted), a heatmap
+    // for the two-key sweep; plotly.js from the file beside the page, nothing remote.
     let html = std::fs::read_to_string(&report.figures).unwrap();
     assert!(report.figure_count >= 8, "{}", report.figure_count);
-    assert!(html.contains("plotly"));
-    assert!(html.contains("\"fill\":\"tonexty\""));
+    assert_eq!(
+        html.matches("class=\"plotly-graph-div\"").count(),
+        report.figure_count
+    );
+    assert!(html.contains("<script src=\"plotly.min.js\"></script>"));
+    assert!(!html.contains("src=\"http"), "a remote script");
+    assert!(out.join("plotly.min.js").is_file());
+    assert!(html.contains("\"dash\":\"dot\""));
     assert!(html.contains("\"type\":\"heatmap\""));
+    assert!(html.contains("FQI iteration"), "no axis title with units");
+    assert!(html.contains("n=2"), "no n on the points");
+}
+
+/// The reader's loop on a fresh clone: the committed tables alone (no shards) compare
+/// equal to a run; `gather` there refuses to replace them with nothing; and a run that
+/// lost a shard cannot shrink its tables either, unless asked to.
+#[test]
+fn tables_are_compared_without_shards_and_never_shrink() {
+    let dir = TempDir::new("no-shrink");
+    let grid = Grid::load(&dir.grid("tiny.toml", common::TINY)).unwrap();
+    let out = dir.path().join("results");
+    run_grid(&grid, &options(&out, 2)).unwrap();
+    gather(&grid, &out, false).unwrap();
+
+    // A fresh clone: the committed files only.
+    let clone = dir.path().join("clone");
+    std::fs::create_dir_all(&clone).unwrap();
+    for f in [
+        "tiny.parquet",
+        "tiny_summary.csv",
+        "tiny.html",
+        "plotly.min.js",
+    ] {
+        std::fs::copy(out.join(f), clone.join(f)).unwrap();
+    }
+    let comparison = compare_dirs(&clone, &out, &Tolerance::default()).unwrap();
+    assert!(comparison.identical(), "{}", comparison.render());
+    assert_eq!(comparison.cells_compared, grid.cells.len());
+    assert!(comparison.render().contains("tiny: identical"));
+    let committed = |dir: &Path| -> Vec<Vec<u8>> {
+        ["tiny.parquet", "tiny_summary.csv", "tiny.html"]
+            .iter()
+            .map(|f| std::fs::read(dir.join(f)).unwrap())
+            .collect()
+    };
+    let before = committed(&clone);
+    let err = gather(&grid, &clone, false).err().expect("refused");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("holds {} cells", grid.cells.len()))
+            && message.contains("missing: #0"),
+        "{message}"
+    );
+    assert_eq!(committed(&clone), before, "a committed table changed");
+
+    // A shard lost (or unreadable, or a stray file beside it): the tables stay.
+    let lost = shard::shard_path(&out, &grid, &grid.cells[3]);
+    std::fs::remove_file(&lost).unwrap();
+    std::fs::write(shard::cells_dir(&out, &grid.name).join("notes.json"), "{}").unwrap();
+    let before = committed(&out);
+    let err = gather(&grid, &out, false)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("#3") && err.contains("unreadable"), "{err}");
+    assert_eq!(committed(&out), before);
+    // compare reads the remaining shards, reports the stray file, and names the lost cell.
+    let comparison = compare_dirs(&clone, &out, &Tolerance::default()).unwrap();
+    assert_eq!(comparison.differences.len(), 1, "{}", comparison.render());
+    assert_eq!(comparison.differences[0].metric, "(cell)");
+    assert!(comparison.render().contains("notes.json"));
+    // Asked to, it writes the smaller tables.
+    let report = gather(&grid, &out, true).unwrap();
+    assert_eq!(report.shards, grid.cells.len() - 1);
+    assert_eq!(report.unreadable, 1);
 }

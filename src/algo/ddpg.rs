@@ -559,7 +559,7 @@ impl Ddpg {
         // 6.9: target networks.
         match config.target_update {
             TargetUpdate::HardCopy { every } => {
-                if self.updates % every as u64 == 0 {
+                if self.updates.is_multiple_of(every as u64) {
                     self.critic_target.hard_copy_from(&self.critic)?;
                     self.actor_target.hard_copy_from(&self.actor)?;
                 }

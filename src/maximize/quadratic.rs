@@ -255,7 +255,7 @@ impl QuadraticArgmax {
                 1 => ws.candidate[j] = self.low[j],
                 _ => ws.candidate[j] = self.high[j],
             }
-            if code % 3 != 0 && !ws.candidate[j].is_finite() {
+            if !code.is_multiple_of(3) && !ws.candidate[j].is_finite() {
                 return Ok(false);
             }
             code /= 3;

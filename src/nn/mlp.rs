@@ -396,7 +396,7 @@ impl<T: Scalar> Mlp<T> {
 
     /// Number of rows of `width` values in `data`, which must be a positive whole number.
     fn rows(&self, name: &str, data: &[T], width: usize) -> Result<usize> {
-        if data.is_empty() || data.len() % width != 0 {
+        if data.is_empty() || !data.len().is_multiple_of(width) {
             return Err(Error::invalid(
                 name,
                 format!(

@@ -124,7 +124,7 @@ impl GaussianHead {
     /// Number of rows in `outputs`, checked against the other buffers' lengths.
     fn rows<T>(&self, outputs: &[T], others: &[(&str, usize, usize)]) -> Result<usize> {
         let width = self.output_dim();
-        if outputs.is_empty() || outputs.len() % width != 0 {
+        if outputs.is_empty() || !outputs.len().is_multiple_of(width) {
             return Err(Error::invalid(
                 "gaussian_head.outputs",
                 format!(

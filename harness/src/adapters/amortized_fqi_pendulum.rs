@@ -191,8 +191,9 @@ impl Experiment for AmortizedFqiPendulum {
             }
             Ok(())
         };
-        let evaluate_now =
-            |step: usize, last: bool| last || (c.eval_every > 0 && step % c.eval_every == 0);
+        let evaluate_now = |step: usize, last: bool| {
+            last || (c.eval_every > 0 && step.is_multiple_of(c.eval_every))
+        };
         match c.method {
             FqiMethod::Explicit => {
                 let params = FqiParams {

@@ -195,7 +195,7 @@ fn iterate<M: Maximizer>(
             )));
         }
         let last = report.delta < c.tolerance || fqi.iteration() >= c.iterations;
-        if last || (c.eval_every > 0 && fqi.iteration() % c.eval_every == 0) {
+        if last || (c.eval_every > 0 && fqi.iteration().is_multiple_of(c.eval_every)) {
             let policy = fqi.greedy_policy();
             let evaluation = evaluate_with(
                 make_env,

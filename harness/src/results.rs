@@ -1,0 +1,240 @@
+//! A result set, however it is stored: the shards a run writes
+//! (`DIR/<grid>/cells/*.json`) or the per-seed tidy table committed beside the summary
+//! (`DIR/<grid>.parquet`, or `DIR/<grid>.csv`). `compare` and `compare --stats` read
+//! either, so a fresh clone (tables only) can be compared with a run (shards and tables).
+//!
+//! Per grid, the shards are read when there are any (they are what a run produced);
+//! otherwise the Parquet table, otherwise the CSV one. A file in `cells/` that is not a
+//! readable shard is listed as unreadable, never fatal: one stray file does not hide the
+//! others.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::shard::{self, MetricRow, Shard, Status};
+use crate::tables;
+
+/// The metric under which a cell's wall time is tabulated.
+pub const CELL_WALL_SECONDS: &str = "cell_wall_seconds";
+
+/// One cell's results.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellResult {
+    pub grid: String,
+    pub experiment: String,
+    pub algorithm: String,
+    pub environment: String,
+    /// `k=v,...` over the swept keys (empty when nothing is swept).
+    pub setting: String,
+    /// The swept keys' values.
+    pub sweep: serde_json::Map<String, serde_json::Value>,
+    pub seed: u64,
+    /// The cell's index in its grid file when it ran.
+    pub index: usize,
+    /// The first 16 hex digits of the config hash: what the tables keep, and plenty to
+    /// tell a grid's cells apart.
+    pub config_hash: String,
+    /// `ok` or `diverged`.
+    pub status: String,
+    /// Why it diverged; empty when ok.
+    pub reason: String,
+    /// Every metric row in the order recorded, the wall time last
+    /// ([`CELL_WALL_SECONDS`], step 0).
+    pub metrics: Vec<MetricRow>,
+}
+
+impl CellResult {
+    pub fn from_shard(s: &Shard) -> CellResult {
+        let (status, reason) = match &s.status {
+            Status::Ok => ("ok", String::new()),
+            Status::Diverged { reason } => ("diverged", reason.clone()),
+        };
+        let mut metrics = s.metrics.clone();
+        metrics.push(MetricRow {
+            step: 0,
+            metric: CELL_WALL_SECONDS.into(),
+            value: s.wall_seconds,
+        });
+        CellResult {
+            grid: s.grid.clone(),
+            experiment: s.experiment.clone(),
+            algorithm: s.algorithm.clone(),
+            environment: s.environment.clone(),
+            setting: s.setting.clone(),
+            sweep: s.sweep.clone(),
+            seed: s.seed,
+            index: s.index,
+            config_hash: short_hash(&s.config_hash).to_string(),
+            status: status.into(),
+            reason,
+            metrics,
+        }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.status == "ok"
+    }
+
+    /// `experiment[setting]`, or the experiment alone: the cell's setting, seeds aside.
+    pub fn setting_label(&self) -> String {
+        if self.setting.is_empty() {
+            self.experiment.clone()
+        } else {
+            format!("{}[{}]", self.experiment, self.setting)
+        }
+    }
+
+    /// `experiment[setting] seed=S`, as [`crate::config::Cell::label`] writes it.
+    pub fn label(&self) -> String {
+        format!("{} seed={}", self.setting_label(), self.seed)
+    }
+
+    /// The value of `metric` at `step`, if recorded.
+    pub fn value(&self, metric: &str, step: u64) -> Option<f64> {
+        self.metrics
+            .iter()
+            .find(|m| m.step == step && m.metric == metric)
+            .map(|m| m.value)
+    }
+
+    /// The last step at which `metric` was recorded.
+    pub fn last_step(&self, metric: &str) -> Option<u64> {
+        self.metrics
+            .iter()
+            .filter(|m| m.metric == metric)
+            .map(|m| m.step)
+            .max()
+    }
+}
+
+/// The first 16 hex digits of a config hash.
+pub fn short_hash(hash: &str) -> &str {
+    &hash[..hash.len().min(16)]
+}
+
+/// Where a grid's results were read from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Shards(PathBuf),
+    Table(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Shards(dir) => write!(f, "shards in {}", dir.display()),
+            Source::Table(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// One grid's results in a directory.
+#[derive(Clone, Debug)]
+pub struct GridResults {
+    pub grid: String,
+    pub source: Source,
+    /// In cell-index order.
+    pub cells: Vec<CellResult>,
+    /// Files in `cells/` that are not readable shards, with the reason.
+    pub unreadable: Unreadable,
+}
+
+/// Files that could not be read as shards, each with the reason.
+pub type Unreadable = Vec<(PathBuf, String)>;
+
+/// The shards in `cells_dir`, sorted by file name, and the files there that could not be
+/// read as shards. A missing directory holds nothing.
+pub fn read_shards(cells_dir: &Path) -> Result<(Vec<Shard>, Unreadable)> {
+    let mut paths: Vec<PathBuf> = match std::fs::read_dir(cells_dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "json")
+                    && !p
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with('.'))
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io(cells_dir, e)),
+    };
+    paths.sort();
+    let mut shards = Vec::new();
+    let mut unreadable = Vec::new();
+    for path in paths {
+        match shard::read(&path) {
+            Ok(s) => shards.push(s),
+            Err(e) => unreadable.push((path, e.to_string())),
+        }
+    }
+    Ok((shards, unreadable))
+}
+
+/// Every grid's results in `dir`, by grid name.
+pub fn read_dir(dir: &Path) -> Result<BTreeMap<String, GridResults>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut names: BTreeMap<String, ()> = BTreeMap::new();
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let Some(file) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if path.join("cells").is_dir() {
+            names.insert(file.to_string(), ());
+        } else if let Some(stem) = file.strip_suffix(".parquet") {
+            names.insert(stem.to_string(), ());
+        } else if let Some(stem) = file.strip_suffix(".csv") {
+            if !stem.ends_with("_summary") {
+                names.insert(stem.to_string(), ());
+            }
+        }
+    }
+    let mut grids = BTreeMap::new();
+    for name in names.into_keys() {
+        if let Some(results) = read_grid(dir, &name)? {
+            grids.insert(name, results);
+        }
+    }
+    Ok(grids)
+}
+
+/// Grid `name`'s results in `dir`: its shards if it has any, else its tidy table.
+pub fn read_grid(dir: &Path, name: &str) -> Result<Option<GridResults>> {
+    let cells_dir = shard::cells_dir(dir, name);
+    let (shards, unreadable) = read_shards(&cells_dir)?;
+    if !shards.is_empty() {
+        let mut cells: Vec<CellResult> = shards.iter().map(CellResult::from_shard).collect();
+        cells.sort_by_key(|c| c.index);
+        return Ok(Some(GridResults {
+            grid: name.to_string(),
+            source: Source::Shards(cells_dir),
+            cells,
+            unreadable,
+        }));
+    }
+    for extension in ["parquet", "csv"] {
+        let path = dir.join(format!("{name}.{extension}"));
+        if path.is_file() {
+            let tidy = tables::read_tidy(&path)?;
+            let cells = tables::cells_from_tidy(name, &tidy)
+                .map_err(|reason| Error::malformed(&path, reason))?;
+            return Ok(Some(GridResults {
+                grid: name.to_string(),
+                source: Source::Table(path),
+                cells,
+                unreadable,
+            }));
+        }
+    }
+    if unreadable.is_empty() {
+        Ok(None)
+    } else {
+        Ok(Some(GridResults {
+            grid: name.to_string(),
+            source: Source::Shards(cells_dir),
+            cells: Vec::new(),
+            unreadable,
+        }))
+    }
+}
