@@ -532,19 +532,24 @@ pub fn write_tables(
         summary: out.join(format!("{}_summary.csv", grid.name)),
     };
     write_csv(&paths.csv, tidy)?;
-    write_atomically(&paths.parquet, |file| {
-        ParquetWriter::new(file)
-            .with_compression(ParquetCompression::Zstd(None))
-            .finish(tidy)?;
-        Ok(())
-    })?;
+    write_parquet(&paths.parquet, tidy)?;
     write_csv(&paths.summary, summary)?;
     Ok(paths)
 }
 
+/// A table as zstd-compressed Parquet, atomically.
+pub fn write_parquet(path: &Path, frame: &mut DataFrame) -> Result<()> {
+    write_atomically(path, |file| {
+        ParquetWriter::new(file)
+            .with_compression(ParquetCompression::Zstd(None))
+            .finish(frame)?;
+        Ok(())
+    })
+}
+
 /// Write through a temporary file beside `path`, then rename: a reader never sees half a
 /// table.
-pub fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
+fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())

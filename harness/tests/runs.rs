@@ -10,6 +10,7 @@ use std::path::Path;
 use common::TempDir;
 use policy_param_harness::compare::{compare_dirs, Tolerance};
 use policy_param_harness::shard::{self, Status};
+use policy_param_harness::tables;
 use policy_param_harness::{gather, run_cell, run_grid, Grid, Outcome, RunOptions};
 
 fn options(out: &Path, threads: usize) -> RunOptions {
@@ -358,6 +359,34 @@ fn tables_are_compared_without_shards_and_never_shrink() {
     assert!(comparison.identical(), "{}", comparison.render());
     assert_eq!(comparison.cells_compared, grid.cells.len());
     assert!(comparison.render().contains("tiny: identical"));
+
+    // One committed value altered in the Parquet table: named by grid, cell, metric, step.
+    let altered = dir.path().join("altered");
+    std::fs::create_dir_all(&altered).unwrap();
+    let tidy = tables::read_tidy(&clone.join("tiny.parquet")).unwrap();
+    let mut cells = tables::cells_from_tidy("tiny", &tidy).unwrap();
+    let row = cells[9]
+        .metrics
+        .iter_mut()
+        .find(|m| m.metric == "fit_loss" && m.step == 2)
+        .unwrap();
+    row.value = row.value.next_up();
+    let columns = tables::sweep_columns(&grid);
+    let mut frame = tables::tidy_frame(&columns, &cells).unwrap();
+    tables::write_parquet(&altered.join("tiny.parquet"), &mut frame).unwrap();
+    let comparison = compare_dirs(&altered, &out, &Tolerance::default()).unwrap();
+    assert_eq!(comparison.differences.len(), 1, "{}", comparison.render());
+    let d = &comparison.differences[0];
+    assert_eq!(
+        (d.grid.as_str(), d.cell.as_str(), d.metric.as_str(), d.step),
+        (
+            "tiny",
+            format!("#9 {}", grid.cells[9].label()).as_str(),
+            "fit_loss",
+            Some(2)
+        )
+    );
+    assert!(comparison.render().contains("tiny: different"));
     let committed = |dir: &Path| -> Vec<Vec<u8>> {
         ["tiny.parquet", "tiny_summary.csv", "tiny.html"]
             .iter()
