@@ -26,8 +26,16 @@ reproduce-full *args:
 compare other *args:
     cargo run -q --release -p policy-param-cli -- compare results {{other}} {{args}}
 
-# Everything CI checks: Rust tests, Gymnasium agreement (committed and fresh traces), notebooks headless.
-test: test-rust check-traces test-gymnasium test-notebooks
+# After `just reproduce`: compare DIR (default results) with its tables as committed at HEAD
+# (timing skipped); per grid identical, within tolerance or different; exit 1 on a difference.
+check-reproduction dir="results" *args:
+    tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT; \
+    git archive HEAD "{{dir}}" | tar -x -C "$tmp"; \
+    cargo run -q --release -p policy-param-cli -- compare "$tmp/{{dir}}" "{{dir}}" {{args}}
+
+# Everything CI checks: Rust tests, Gymnasium agreement (committed and fresh traces), the
+# committed figures drawn offline in Chromium, notebooks headless.
+test: test-rust check-traces test-gymnasium test-figures test-notebooks
 
 # Unit, integration and command-line tests.
 test-rust:
@@ -37,6 +45,11 @@ test-rust:
 # it as root the first time, Debian's slurm-wlm and munge): its tables must equal a local run's.
 test-cluster:
     scripts/test-cluster.sh
+
+# Open every results page in headless Chromium with the network off: every figure must draw
+# (Debian's `chromium`; .ci/run installs it).
+test-figures:
+    python3 scripts/check_figures.py results/*.html results/full/*.html
 
 # Replay the committed Gymnasium traces through our environments.
 check-traces:
@@ -57,20 +70,36 @@ gym-venv:
     [ -x {{venv_gym}}/bin/python ] || python3 -m venv {{venv_gym}}
     {{venv_gym}}/bin/pip install -q --disable-pip-version-check -r scripts/requirements-gym.txt
 
-# Install the Rust Jupyter kernel (evcxr) and Jupyter in a local venv, and register the kernel.
+# evcxr_jupyter version that the notebooks are rendered and tested with.
+evcxr_version := "0.22.0"
+# One evcxr configuration for Lab, tests and renders: its init.evcxr turns on the compilation
+# cache (kept by evcxr in ~/.cache/evcxr), so Lab reuses what tests and renders compiled.
+evcxr_config := justfile_directory() / "target" / "evcxr"
+
+# Also writes the evcxr configuration (init.evcxr in evcxr_config) that turns on the compilation cache.
+# Install the Rust Jupyter kernel (evcxr_jupyter, pinned) and Jupyter in a local venv; register the kernel.
 kernel:
-    command -v evcxr_jupyter >/dev/null || cargo install evcxr_jupyter --locked
+    cargo install --list | grep -qx "evcxr_jupyter v{{evcxr_version}}:" || cargo install evcxr_jupyter --version {{evcxr_version}} --locked
     [ -x {{venv_jupyter}}/bin/python ] || python3 -m venv {{venv_jupyter}}
     {{venv_jupyter}}/bin/pip install -q --disable-pip-version-check -r scripts/requirements-notebooks.txt
     PATH="$PWD/{{venv_jupyter}}/bin:$PATH" evcxr_jupyter --install
+    mkdir -p "{{evcxr_config}}" && echo ":cache 4000" > "{{evcxr_config}}/init.evcxr"
 
 # Open the notebooks in Jupyter Lab with the Rust kernel.
 notebooks: kernel
-    {{venv_jupyter}}/bin/jupyter lab notebooks
+    EVCXR_CONFIG_DIR="{{evcxr_config}}" {{venv_jupyter}}/bin/jupyter lab notebooks
 
+# Executed copies go to a temporary directory: the committed notebooks stay as they are.
+# Needs Chromium (`apt-get install chromium`) for the figures' static images.
 # Execute every notebook headless; an erroring cell fails.
 test-notebooks: kernel
-    PATH="$PWD/{{venv_jupyter}}/bin:$PATH" scripts/run_notebooks.sh notebooks/*.ipynb
+    tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT; \
+    EVCXR_CONFIG_DIR="{{evcxr_config}}" {{venv_jupyter}}/bin/python scripts/render_notebooks.py --out "$tmp"
+
+# Deterministic: a rerun on the same machine changes no byte (see scripts/render_notebooks.py).
+# Execute the notebooks (default: all) and save them with their outputs and an SVG of each figure.
+render-notebooks *notebooks: kernel
+    EVCXR_CONFIG_DIR="{{evcxr_config}}" {{venv_jupyter}}/bin/python scripts/render_notebooks.py {{notebooks}}
 
 # Criterion benchmarks (release).
 bench:
