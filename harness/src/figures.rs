@@ -836,8 +836,54 @@ fn key_value(c: &CellResult, key: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// One point per setting at `step`, x the setting's value of the numeric `key`, by x.
+fn points_against_key(
+    settings: &[(String, Vec<&CellResult>)],
+    metric: &str,
+    step: u64,
+    key: &str,
+    log: bool,
+) -> Vec<Point> {
+    let mut points: Vec<Point> = settings
+        .iter()
+        .filter_map(|(_, g)| {
+            let values: Vec<f64> = g
+                .iter()
+                .filter(|c| c.is_ok())
+                .filter_map(|c| c.value(metric, step))
+                .collect();
+            (!values.is_empty()).then(|| point(key_value(g[0], key), &values, log))
+        })
+        .collect();
+    points.sort_by(|a, b| a.x.total_cmp(&b.x));
+    points
+}
+
+/// A line through `points` with their intervals as error bars and n on hover.
+fn points_trace(points: &[Point], i: usize, name: &str) -> Box<Scatter<f64, f64>> {
+    Scatter::new(
+        points.iter().map(|p| p.x).collect(),
+        points.iter().map(|p| p.centre).collect(),
+    )
+    .mode(Mode::LinesMarkers)
+    .line(Line::new().color(colour(i, 1.0)))
+    .error_y(interval_bars(points))
+    .text_array(n_text(points))
+    .name(format!("{name} ({})", n_range(points)))
+}
+
+/// The layout of a plot against the numeric swept `key` (log axis when it spans decades).
+fn key_layout(title: &str, key: &str, y: &str, log: bool, cells: &[&CellResult]) -> Layout {
+    let x_log = spans_decades(cells.iter().map(|c| key_value(c, key)));
+    layout(title, key, y, log).x_axis(Axis::new().title(Title::with_text(key)).type_(if x_log {
+        AxisType::Log
+    } else {
+        AxisType::Linear
+    }))
+}
+
 /// `metrics` (one line each) at `step` against the numeric swept `key`; one point per
-/// setting with its interval, seeds as dots when three or fewer.
+/// setting with its interval.
 fn against_key(
     title: &str,
     y_label: &str,
@@ -853,43 +899,15 @@ fn against_key(
         .all(|m| spans_decades(ok_values(&all, m.as_ref())));
     for (i, metric) in metrics.iter().enumerate() {
         let metric = metric.as_ref();
-        let mut points: Vec<Point> = groups
-            .iter()
-            .filter_map(|(_, g)| {
-                let values: Vec<f64> = g
-                    .iter()
-                    .filter(|c| c.is_ok())
-                    .filter_map(|c| c.value(metric, step))
-                    .collect();
-                (!values.is_empty()).then(|| point(key_value(g[0], key), &values, log))
-            })
-            .collect();
-        points.sort_by(|a, b| a.x.total_cmp(&b.x));
-        plot.add_trace(
-            Scatter::new(
-                points.iter().map(|p| p.x).collect(),
-                points.iter().map(|p| p.centre).collect(),
-            )
-            .mode(Mode::LinesMarkers)
-            .line(Line::new().color(colour(i, 1.0)))
-            .error_y(interval_bars(&points))
-            .text_array(n_text(&points))
-            .name(format!("{metric} ({})", n_range(&points))),
-        );
+        let points = points_against_key(groups, metric, step, key, log);
+        plot.add_trace(points_trace(&points, i, metric));
     }
     let y = if metrics.len() == 1 {
         metric_axis(metrics[0].as_ref())
     } else {
         y_label.to_string()
     };
-    let x_log = spans_decades(all.iter().map(|c| key_value(c, key)));
-    plot.set_layout(layout(title, key, &y, log).x_axis(
-        Axis::new().title(Title::with_text(key)).type_(if x_log {
-            AxisType::Log
-        } else {
-            AxisType::Linear
-        }),
-    ));
+    plot.set_layout(key_layout(title, key, &y, log, &all));
     plot
 }
 
@@ -906,38 +924,10 @@ fn against_key_grouped(
     let mut plot = Plot::new();
     for (i, (label, group)) in groups.iter().enumerate() {
         let settings = by_setting(group, |c| c.setting.clone());
-        let mut points: Vec<Point> = settings
-            .iter()
-            .filter_map(|(_, g)| {
-                let values: Vec<f64> = g
-                    .iter()
-                    .filter(|c| c.is_ok())
-                    .filter_map(|c| c.value(metric, step))
-                    .collect();
-                (!values.is_empty()).then(|| point(key_value(g[0], x_key), &values, log))
-            })
-            .collect();
-        points.sort_by(|a, b| a.x.total_cmp(&b.x));
-        plot.add_trace(
-            Scatter::new(
-                points.iter().map(|p| p.x).collect(),
-                points.iter().map(|p| p.centre).collect(),
-            )
-            .mode(Mode::LinesMarkers)
-            .line(Line::new().color(colour(i, 1.0)))
-            .error_y(interval_bars(&points))
-            .text_array(n_text(&points))
-            .name(format!("{label} ({})", n_range(&points))),
-        );
+        let points = points_against_key(&settings, metric, step, x_key, log);
+        plot.add_trace(points_trace(&points, i, label));
     }
-    let x_log = spans_decades(all.iter().map(|c| key_value(c, x_key)));
-    plot.set_layout(layout(title, x_key, &metric_axis(metric), log).x_axis(
-        Axis::new().title(Title::with_text(x_key)).type_(if x_log {
-            AxisType::Log
-        } else {
-            AxisType::Linear
-        }),
-    ));
+    plot.set_layout(key_layout(title, x_key, &metric_axis(metric), log, &all));
     plot
 }
 
