@@ -147,7 +147,7 @@ fn updates_start_after_learning_starts_and_hard_copies_come_every_k_updates() {
         // move away from the targets.
         let n = ddpg.updates() - 1;
         let copied = ddpg.actor() == ddpg.actor_target() && ddpg.critic() == ddpg.critic_target();
-        assert_eq!(copied, n % 7 == 0, "update {n}");
+        assert_eq!(copied, n.is_multiple_of(7), "update {n}");
     }
     assert_ne!(ddpg.actor(), &initial_actor);
     // The replay buffer (capacity 150) holds the last 100 transitions.

@@ -13,7 +13,7 @@ fn transition(k: usize) -> ([f32; 2], [f32; 1], f32, [f32; 2], bool) {
         [x + 0.5],
         10.0 * x,
         [x + 1.0, -x - 1.0],
-        k % 3 == 0,
+        k.is_multiple_of(3),
     )
 }
 

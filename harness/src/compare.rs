@@ -209,8 +209,12 @@ impl Comparison {
             if g.values_within_tolerance > 0 {
                 let _ = write!(s, ", {} within tolerance", g.values_within_tolerance);
             }
-            if !g.differences.is_empty() {
-                let _ = write!(s, ", {} differences", g.differences.len());
+            match g.differences.len() {
+                0 => {}
+                1 => s.push_str(", 1 difference"),
+                n => {
+                    let _ = write!(s, ", {n} differences");
+                }
             }
             let _ = writeln!(s, ")");
             if let Some(c) = &g.consistency {
