@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
 use policy_param_harness::slurm::{self, SlurmOptions, SubmitPaths, Submitted};
-use policy_param_harness::{gather, record_run, run_cell, run_grid, Grid, Outcome, RunOptions};
+use policy_param_harness::{
+    gather, record_run, run_cell, run_grid, GatherReport, Grid, Outcome, RunOptions,
+};
 
 use crate::Verdict;
 
@@ -176,7 +178,7 @@ pub fn run(command: GridCommand) -> anyhow::Result<Verdict> {
                 // A grid whose tables cannot be written (they would shrink) does not stop
                 // the others; the command fails at the end.
                 match print_gather(grid, &options.out, replace) {
-                    Ok(()) => record_run(grid, &report, &options.out)?,
+                    Ok(gathered) => record_run(grid, &report, &gathered, &options.out)?,
                     Err(e) => {
                         eprintln!("error: {e}");
                         refused.push(grid.name.clone());
@@ -386,7 +388,8 @@ fn load_all(files: &[PathBuf]) -> anyhow::Result<Vec<Grid>> {
     Ok(grids)
 }
 
-fn print_gather(grid: &Grid, out: &Path, replace: bool) -> anyhow::Result<()> {
+/// Gather `grid`'s tables and figures and say what was written.
+fn print_gather(grid: &Grid, out: &Path, replace: bool) -> anyhow::Result<GatherReport> {
     let report = gather(grid, out, replace)?;
     println!(
         "{}: gathered {} shards ({} diverged, {} cells missing, {} stale shards ignored, {} unreadable files) into {}, {}, {}; {} figures in {}",
@@ -402,5 +405,5 @@ fn print_gather(grid: &Grid, out: &Path, replace: bool) -> anyhow::Result<()> {
         report.figure_count,
         report.figures.display()
     );
-    Ok(())
+    Ok(report)
 }

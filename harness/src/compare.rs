@@ -146,19 +146,33 @@ impl GridComparison {
     }
 }
 
+/// Every grid's comparison; the totals are sums over the grids.
 #[derive(Clone, Debug, Default)]
 pub struct Comparison {
     pub grids: Vec<GridComparison>,
-    pub cells_compared: usize,
-    pub values_compared: usize,
-    pub timing_values_skipped: usize,
-    pub differences: Vec<Difference>,
 }
 
 impl Comparison {
     /// No difference beyond tolerance.
     pub fn identical(&self) -> bool {
-        self.differences.is_empty()
+        self.grids.iter().all(|g| g.differences.is_empty())
+    }
+
+    /// Every difference, grid by grid.
+    pub fn differences(&self) -> Vec<&Difference> {
+        self.grids.iter().flat_map(|g| &g.differences).collect()
+    }
+
+    pub fn cells_compared(&self) -> usize {
+        self.grids.iter().map(|g| g.cells_compared).sum()
+    }
+
+    pub fn values_compared(&self) -> usize {
+        self.grids.iter().map(|g| g.values_compared).sum()
+    }
+
+    pub fn timing_values_skipped(&self) -> usize {
+        self.grids.iter().map(|g| g.timing_values_skipped).sum()
     }
 
     /// The report: the differences (if any, the first 50), a line per grid with its
@@ -166,9 +180,9 @@ impl Comparison {
     pub fn render(&self) -> String {
         let mut s = String::new();
         const SHOWN: usize = 50;
-        if !self.differences.is_empty() {
-            let rows: Vec<[String; 6]> = self
-                .differences
+        let differences = self.differences();
+        if !differences.is_empty() {
+            let rows: Vec<[String; 6]> = differences
                 .iter()
                 .take(SHOWN)
                 .map(|d| {
@@ -186,12 +200,8 @@ impl Comparison {
                 &["grid", "cell", "metric", "step", "A", "B"],
                 &rows,
             ));
-            if self.differences.len() > SHOWN {
-                let _ = writeln!(
-                    s,
-                    "... and {} more differences",
-                    self.differences.len() - SHOWN
-                );
+            if differences.len() > SHOWN {
+                let _ = writeln!(s, "... and {} more differences", differences.len() - SHOWN);
             }
         }
         for g in &self.grids {
@@ -248,10 +258,10 @@ impl Comparison {
         let _ = writeln!(
             s,
             "cells={} values={} timing_skipped={} differences={}",
-            self.cells_compared,
-            self.values_compared,
-            self.timing_values_skipped,
-            self.differences.len()
+            self.cells_compared(),
+            self.values_compared(),
+            self.timing_values_skipped(),
+            differences.len()
         );
         s
     }
@@ -287,16 +297,11 @@ pub fn compare_dirs(a: &Path, b: &Path, tolerance: &Tolerance) -> Result<Compari
     let mut names: Vec<&String> = left.keys().chain(right.keys()).collect();
     names.sort();
     names.dedup();
-    let mut c = Comparison::default();
-    for name in names {
-        let g = compare_grid(name, left.get(name), right.get(name), tolerance);
-        c.cells_compared += g.cells_compared;
-        c.values_compared += g.values_compared;
-        c.timing_values_skipped += g.timing_values_skipped;
-        c.differences.extend(g.differences.iter().cloned());
-        c.grids.push(g);
-    }
-    Ok(c)
+    let grids = names
+        .into_iter()
+        .map(|name| compare_grid(name, left.get(name), right.get(name), tolerance))
+        .collect();
+    Ok(Comparison { grids })
 }
 
 /// The cells of one grid, keyed by what identifies a run.

@@ -131,19 +131,29 @@ impl Cell {
         setting_label(&self.sweep)
     }
 
+    /// `experiment[k=v,...]`: the cell's setting, seeds aside.
+    pub fn setting_name(&self) -> String {
+        setting_name(&self.experiment_name, &self.setting_label())
+    }
+
     /// `experiment[k=v,...] seed=S`: how messages and tables name the cell.
     pub fn label(&self) -> String {
-        let setting = self.setting_label();
-        if setting.is_empty() {
-            format!("{} seed={}", self.experiment_name, self.seed)
-        } else {
-            format!("{}[{setting}] seed={}", self.experiment_name, self.seed)
-        }
+        format!("{} seed={}", self.setting_name(), self.seed)
     }
 
     /// The shard's file name under `results/<grid>/cells/`.
     pub fn shard_file_name(&self) -> String {
         format!("{}-{}.json", self.experiment_name, &self.config_hash[..16])
+    }
+}
+
+/// `experiment[setting]`, or the experiment alone when nothing is swept: how tables,
+/// figures, `compare` and grid files name a setting.
+pub fn setting_name(experiment: &str, setting: &str) -> String {
+    if setting.is_empty() {
+        experiment.to_string()
+    } else {
+        format!("{experiment}[{setting}]")
     }
 }
 
@@ -411,14 +421,7 @@ fn check_figure(
     }
     // What an entry of `experiments` or `baseline` may name: an experiment, or one of its
     // settings as `experiment[k=v,...]`.
-    let label = |c: &Cell| {
-        let setting = c.setting_label();
-        if setting.is_empty() {
-            c.experiment_name.clone()
-        } else {
-            format!("{}[{setting}]", c.experiment_name)
-        }
-    };
+    let label = Cell::setting_name;
     let mut names: BTreeSet<String> = experiments.iter().map(|e| e.name.clone()).collect();
     names.extend(cells.iter().map(label));
     for (i, name) in figure.experiments.iter().enumerate() {

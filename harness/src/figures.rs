@@ -33,7 +33,7 @@ use crate::config::{display_value, FigureSpec, Grid};
 use crate::error::{Error, Result};
 use crate::experiment::is_timing_metric;
 use crate::methods::{self, Better, GridStats, Request, Step};
-use crate::results::{CellResult, CELL_WALL_SECONDS};
+use crate::results::{group_by, CellResult, CELL_WALL_SECONDS};
 use crate::stats::significant;
 use crate::tables::mean_std_ci;
 
@@ -104,7 +104,7 @@ pub fn write_figures(grid: &Grid, cells: &[CellResult], out: &Path) -> Result<(P
         experiment_figures(&mut page, &mut section, exp, &exp_cells);
         if section.figures.is_empty() {
             // Every seed diverged before recording anything: say so where a reader looks.
-            let groups = by_setting(&exp_cells, CellResult::setting_label);
+            let groups = group_by(exp_cells.iter().copied(), CellResult::setting_label);
             let _ = write!(
                 section.intro,
                 "<p>No figure: no seed recorded a metric.</p><ul>{}</ul>",
@@ -257,22 +257,6 @@ fn metric_axis(metric: &str) -> String {
     }
 }
 
-/// Cells grouped by setting, in order of their first cell, with a legend label each.
-fn by_setting<'a>(
-    cells: &[&'a CellResult],
-    label: impl Fn(&CellResult) -> String,
-) -> Vec<(String, Vec<&'a CellResult>)> {
-    let mut groups: Vec<(String, Vec<&CellResult>)> = Vec::new();
-    for &c in cells {
-        let l = label(c);
-        match groups.iter_mut().find(|(k, _)| *k == l) {
-            Some((_, g)) => g.push(c),
-            None => groups.push((l, vec![c])),
-        }
-    }
-    groups
-}
-
 /// Positive values spanning more than two decades: a log axis, and intervals in log space.
 fn spans_decades(values: impl Iterator<Item = f64>) -> bool {
     let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
@@ -326,21 +310,20 @@ fn point(x: f64, values: &[f64], log: bool) -> Point {
     }
 }
 
-/// Per step, the point over the ok seeds of `cells` that recorded `metric` there.
-fn curve(cells: &[&CellResult], metric: &str, log: bool) -> Vec<Point> {
+/// The steps at which any of `cells` recorded `metric`, ascending.
+fn steps_of<'a>(cells: impl Iterator<Item = &'a &'a CellResult>, metric: &str) -> Vec<u64> {
     let mut steps: Vec<u64> = cells
-        .iter()
-        .filter(|c| c.is_ok())
-        .flat_map(|c| {
-            c.metrics
-                .iter()
-                .filter(|m| m.metric == metric)
-                .map(|m| m.step)
-        })
+        .flat_map(|c| c.metrics.iter().filter(|m| m.metric == metric))
+        .map(|m| m.step)
         .collect();
     steps.sort_unstable();
     steps.dedup();
     steps
+}
+
+/// Per step, the point over the ok seeds of `cells` that recorded `metric` there.
+fn curve(cells: &[&CellResult], metric: &str, log: bool) -> Vec<Point> {
+    steps_of(cells.iter().filter(|c| c.is_ok()), metric)
         .into_iter()
         .map(|step| {
             let values: Vec<f64> = cells
@@ -614,21 +597,8 @@ fn declared_figure(
     if chosen.is_empty() {
         return Ok(());
     }
-    let groups = by_setting(&chosen, CellResult::setting_label);
-    let several_steps = {
-        let mut steps: Vec<u64> = chosen
-            .iter()
-            .flat_map(|c| {
-                c.metrics
-                    .iter()
-                    .filter(|m| m.metric == spec.metric)
-                    .map(|m| m.step)
-            })
-            .collect();
-        steps.sort_unstable();
-        steps.dedup();
-        steps.len() > 1
-    };
+    let groups = group_by(chosen.iter().copied(), CellResult::setting_label);
+    let several_steps = steps_of(chosen.iter(), &spec.metric).len() > 1;
     let algorithm = chosen[0].algorithm.as_str();
     let plot = if several_steps {
         curves_plot(
@@ -651,8 +621,7 @@ fn declared_figure(
             Better::Higher
         };
     }
-    let owned: Vec<CellResult> = chosen.iter().map(|c| (*c).clone()).collect();
-    let stats = methods::compare_settings(&grid.name, &owned, &request)?;
+    let stats = methods::compare_settings(&grid.name, chosen.iter().copied(), &request)?;
     let mut caption = escape(&spec.caption);
     if let Some(stats) = &stats {
         caption.push_str(&stats_table(stats, &request));
@@ -668,7 +637,7 @@ fn declared_figure(
 /// The statistics of a declared figure as an HTML table.
 fn stats_table(stats: &GridStats, request: &Request) -> String {
     let mut s = format!(
-        "<p>{} at {} ({} is better): mean and interquartile mean (IQM) over seeds with 95% stratified bootstrap intervals ({} resamples); P(X &gt; {}) is the probability that a run of the setting beats a run of the baseline (Agarwal et al. 2021).</p><table><tr><th>setting</th><th>n</th><th>mean [95% CI]</th><th>IQM [95% CI]</th><th>P(X &gt; baseline) [95% CI]</th></tr>",
+        "<p>{} at {} ({} is better): mean and interquartile mean (IQM) over seeds with 95% stratified bootstrap intervals ({} resamples); P(X &gt; {}) is the probability that a run of the setting beats a run of the baseline (Agarwal et al. 2021).</p><table><tr>",
         escape(&request.metric),
         request.step,
         match request.better {
@@ -678,31 +647,16 @@ fn stats_table(stats: &GridStats, request: &Request) -> String {
         request.bootstrap.reps,
         escape(&stats.baseline)
     );
-    for st in &stats.settings {
-        let estimate = |e: &crate::stats::Estimate| {
-            if e.point.is_nan() {
-                "—".to_string()
-            } else {
-                e.to_string()
-            }
-        };
-        let p = match &st.improvement {
-            Some(p) => p.to_string(),
-            None if st.label == stats.baseline => "baseline".into(),
-            None => "—".into(),
-        };
-        let n = if st.diverged.is_empty() {
-            st.n().to_string()
-        } else {
-            format!("{} (+{} diverged)", st.n(), st.diverged.len())
-        };
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td>{n}</td><td>{}</td><td>{}</td><td>{p}</td></tr>",
-            escape(&st.label),
-            estimate(&st.mean),
-            estimate(&st.iqm)
-        );
+    for h in methods::HEADER {
+        let _ = write!(s, "<th>{}</th>", escape(h));
+    }
+    s.push_str("</tr>");
+    for row in stats.rows() {
+        s.push_str("<tr>");
+        for cell in row {
+            let _ = write!(s, "<td>{}</td>", escape(&cell));
+        }
+        s.push_str("</tr>");
     }
     s.push_str("</table>");
     s
@@ -715,7 +669,7 @@ fn experiment_figures(
     exp: &crate::config::ExperimentSpec,
     cells: &[&CellResult],
 ) {
-    let groups = by_setting(cells, |c| {
+    let groups = group_by(cells.iter().copied(), |c| {
         if c.setting.is_empty() {
             c.experiment.clone()
         } else {
@@ -739,17 +693,7 @@ fn experiment_figures(
         }
     }
     for metric in &metrics {
-        let mut steps: Vec<u64> = cells
-            .iter()
-            .flat_map(|c| {
-                c.metrics
-                    .iter()
-                    .filter(|m| m.metric == *metric)
-                    .map(|m| m.step)
-            })
-            .collect();
-        steps.sort_unstable();
-        steps.dedup();
+        let steps = steps_of(cells.iter(), metric);
         if steps.len() > 1 {
             let title = format!("{}: {}", exp.name, metric_axis(metric));
             let plot = curves_plot(&title, step_axis(&exp.algorithm), metric, &groups, &[]);
@@ -786,7 +730,7 @@ fn experiment_figures(
                     None
                 };
                 if let Some((group_key, x_key)) = lines {
-                    let by_group = by_setting(cells, |c| {
+                    let by_group = group_by(cells.iter().copied(), |c| {
                         format!(
                             "{group_key}={}",
                             c.sweep
@@ -923,7 +867,7 @@ fn against_key_grouped(
     let log = spans_decades(ok_values(&all, metric));
     let mut plot = Plot::new();
     for (i, (label, group)) in groups.iter().enumerate() {
-        let settings = by_setting(group, |c| c.setting.clone());
+        let settings = group_by(group.iter().copied(), |c| c.setting.clone());
         let points = points_against_key(&settings, metric, step, x_key, log);
         plot.add_trace(points_trace(&points, i, label));
     }

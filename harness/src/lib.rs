@@ -49,6 +49,8 @@ pub struct GatherReport {
     pub stale: usize,
     pub unreadable: usize,
     pub diverged: usize,
+    /// The wall times of the gathered cells, summed (whenever they ran).
+    pub cell_seconds_total: f64,
     pub csv: PathBuf,
     pub parquet: PathBuf,
     pub summary: PathBuf,
@@ -75,6 +77,11 @@ pub fn gather(grid: &Grid, out: &Path, replace: bool) -> Result<GatherReport> {
         missing: gathered.missing,
         stale: gathered.stale,
         unreadable: gathered.unreadable.len(),
+        cell_seconds_total: gathered
+            .cells
+            .iter()
+            .filter_map(|c| c.value(results::CELL_WALL_SECONDS, 0))
+            .sum(),
         csv: paths.csv,
         parquet: paths.parquet,
         summary: paths.summary,
@@ -83,9 +90,13 @@ pub fn gather(grid: &Grid, out: &Path, replace: bool) -> Result<GatherReport> {
     })
 }
 
-/// Record a run of `grid` in `out/manifest.json`.
-pub fn record_run(grid: &Grid, report: &RunReport, out: &Path) -> Result<()> {
-    let gathered = tables::collect(grid, out)?;
+/// Record a run of `grid`, gathered as `gathered`, in `out/manifest.json`.
+pub fn record_run(
+    grid: &Grid,
+    report: &RunReport,
+    gathered: &GatherReport,
+    out: &Path,
+) -> Result<()> {
     let entry = manifest::GridEntry {
         file: grid.file.display().to_string(),
         git_commit: manifest::git_commit(),
@@ -101,11 +112,7 @@ pub fn record_run(grid: &Grid, report: &RunReport, out: &Path) -> Result<()> {
         diverged: report.diverged().len(),
         failed: report.failed().len(),
         wall_seconds: report.wall_seconds,
-        cell_seconds_total: gathered
-            .cells
-            .iter()
-            .filter_map(|c| c.value(results::CELL_WALL_SECONDS, 0))
-            .sum(),
+        cell_seconds_total: gathered.cell_seconds_total,
         finished_at: manifest::now(),
     };
     manifest::record(out, &grid.name, entry)

@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 
 use crate::error::{Error, Result};
-use crate::results::CellResult;
+use crate::results::{group_by, CellResult};
 use crate::stats::{Bootstrap, Estimate, Statistic};
 
 /// Which step of the metric to compare at.
@@ -118,20 +118,12 @@ pub struct GridStats {
 
 /// The settings of `cells` (one grid) that record `request.metric` at the requested step,
 /// in cell order, compared with the baseline. `Ok(None)` when no cell records it.
-pub fn compare_settings(
+pub fn compare_settings<'a>(
     grid: &str,
-    cells: &[CellResult],
+    cells: impl IntoIterator<Item = &'a CellResult>,
     request: &Request,
 ) -> Result<Option<GridStats>> {
-    // Settings in order of their first cell.
-    let mut groups: Vec<(String, Vec<&CellResult>)> = Vec::new();
-    for c in cells {
-        let label = c.setting_label();
-        match groups.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, g)) => g.push(c),
-            None => groups.push((label, vec![c])),
-        }
-    }
+    let groups = group_by(cells, CellResult::setting_label);
     let value_of = |c: &CellResult| -> Option<f64> {
         let step = match request.step {
             Step::At(s) => s,
@@ -280,7 +272,50 @@ pub fn compare_settings(
     }))
 }
 
+/// The columns of [`GridStats::rows`].
+pub const HEADER: [&str; 5] = [
+    "setting",
+    "n",
+    "mean [95% CI]",
+    "IQM [95% CI]",
+    "P(X > baseline) [95% CI]",
+];
+
 impl GridStats {
+    /// One row per setting, the columns of [`HEADER`], for the text table and the
+    /// figures' captions alike.
+    pub fn rows(&self) -> Vec<[String; 5]> {
+        let estimate = |e: &Estimate| {
+            if e.point.is_nan() {
+                "—".to_string()
+            } else {
+                e.to_string()
+            }
+        };
+        self.settings
+            .iter()
+            .map(|st| {
+                let n = if st.diverged.is_empty() {
+                    st.n().to_string()
+                } else {
+                    format!("{} (+{} diverged)", st.n(), st.diverged.len())
+                };
+                let improvement = match &st.improvement {
+                    Some(p) => p.to_string(),
+                    None if st.label == self.baseline => "baseline".into(),
+                    None => "—".into(),
+                };
+                [
+                    st.label.clone(),
+                    n,
+                    estimate(&st.mean),
+                    estimate(&st.iqm),
+                    improvement,
+                ]
+            })
+            .collect()
+    }
+
     /// A text table: one line per setting.
     pub fn render(&self, request: &Request) -> String {
         let mut s = String::new();
@@ -297,43 +332,7 @@ impl GridStats {
             request.bootstrap.reps,
             self.baseline
         );
-        let header = [
-            "setting",
-            "n",
-            "mean [95% CI]",
-            "IQM [95% CI]",
-            "P(X > baseline) [95% CI]",
-        ];
-        let rows: Vec<[String; 5]> = self
-            .settings
-            .iter()
-            .map(|st| {
-                let n = if st.diverged.is_empty() {
-                    st.n().to_string()
-                } else {
-                    format!("{} (+{} diverged)", st.n(), st.diverged.len())
-                };
-                let estimate = |e: &Estimate| {
-                    if e.point.is_nan() {
-                        "—".to_string()
-                    } else {
-                        e.to_string()
-                    }
-                };
-                [
-                    st.label.clone(),
-                    n,
-                    estimate(&st.mean),
-                    estimate(&st.iqm),
-                    match &st.improvement {
-                        Some(p) => p.to_string(),
-                        None if st.label == self.baseline => "(baseline)".into(),
-                        None => "—".into(),
-                    },
-                ]
-            })
-            .collect();
-        s.push_str(&render_table(&header, &rows));
+        s.push_str(&render_table(&HEADER, &self.rows()));
         for st in &self.settings {
             for (seed, reason) in &st.diverged {
                 let _ = writeln!(s, "  {} seed={seed} diverged: {reason}", st.label);

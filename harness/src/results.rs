@@ -8,7 +8,7 @@
 //! readable shard is listed as unreadable, never fatal: one stray file does not hide the
 //! others.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -78,11 +78,7 @@ impl CellResult {
 
     /// `experiment[setting]`, or the experiment alone: the cell's setting, seeds aside.
     pub fn setting_label(&self) -> String {
-        if self.setting.is_empty() {
-            self.experiment.clone()
-        } else {
-            format!("{}[{}]", self.experiment, self.setting)
-        }
+        crate::config::setting_name(&self.experiment, &self.setting)
     }
 
     /// `experiment[setting] seed=S`, as [`crate::config::Cell::label`] writes it.
@@ -106,6 +102,23 @@ impl CellResult {
             .map(|m| m.step)
             .max()
     }
+}
+
+/// Cells grouped by `label` (a setting, a swept value), groups in order of their first
+/// cell.
+pub fn group_by<'a>(
+    cells: impl IntoIterator<Item = &'a CellResult>,
+    label: impl Fn(&CellResult) -> String,
+) -> Vec<(String, Vec<&'a CellResult>)> {
+    let mut groups: Vec<(String, Vec<&CellResult>)> = Vec::new();
+    for c in cells {
+        let l = label(c);
+        match groups.iter_mut().find(|(k, _)| *k == l) {
+            Some((_, g)) => g.push(c),
+            None => groups.push((l, vec![c])),
+        }
+    }
+    groups
 }
 
 /// The first 16 hex digits of a config hash.
@@ -175,23 +188,23 @@ pub fn read_shards(cells_dir: &Path) -> Result<(Vec<Shard>, Unreadable)> {
 /// Every grid's results in `dir`, by grid name.
 pub fn read_dir(dir: &Path) -> Result<BTreeMap<String, GridResults>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut names: BTreeMap<String, ()> = BTreeMap::new();
+    let mut names: BTreeSet<String> = BTreeSet::new();
     for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
         let Some(file) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
         if path.join("cells").is_dir() {
-            names.insert(file.to_string(), ());
+            names.insert(file.to_string());
         } else if let Some(stem) = file.strip_suffix(".parquet") {
-            names.insert(stem.to_string(), ());
+            names.insert(stem.to_string());
         } else if let Some(stem) = file.strip_suffix(".csv") {
             if !stem.ends_with("_summary") {
-                names.insert(stem.to_string(), ());
+                names.insert(stem.to_string());
             }
         }
     }
     let mut grids = BTreeMap::new();
-    for name in names.into_keys() {
+    for name in names {
         if let Some(results) = read_grid(dir, &name)? {
             grids.insert(name, results);
         }

@@ -78,11 +78,11 @@ pub struct Shard {
 impl Shard {
     /// The cell's label as [`Cell::label`] writes it.
     pub fn label(&self) -> String {
-        if self.setting.is_empty() {
-            format!("{} seed={}", self.experiment, self.seed)
-        } else {
-            format!("{}[{}] seed={}", self.experiment, self.setting, self.seed)
-        }
+        format!(
+            "{} seed={}",
+            crate::config::setting_name(&self.experiment, &self.setting),
+            self.seed
+        )
     }
 }
 

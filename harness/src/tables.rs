@@ -399,86 +399,6 @@ pub fn summary_frame(tidy: &DataFrame, sweep_columns: &[(String, String)]) -> Re
     Ok(summary)
 }
 
-/// One row of the summary table, as the figures read it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SummaryRow {
-    pub experiment: String,
-    pub algorithm: String,
-    pub environment: String,
-    pub setting: String,
-    pub sweep: serde_json::Map<String, serde_json::Value>,
-    pub metric: String,
-    pub step: u64,
-    /// Seeds with a value (cells that finished ok).
-    pub n: usize,
-    /// Seeds of this setting that diverged.
-    pub diverged: usize,
-    pub mean: f64,
-    /// Sample standard deviation; NaN for n < 2.
-    pub std: f64,
-    /// Half-width of the 95% confidence interval of the mean; NaN for n < 2.
-    pub ci95: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl SummaryRow {
-    /// `experiment[setting]`, or the experiment alone.
-    pub fn setting_label(&self) -> String {
-        if self.setting.is_empty() {
-            self.experiment.clone()
-        } else {
-            format!("{}[{}]", self.experiment, self.setting)
-        }
-    }
-}
-
-/// The rows of a summary frame.
-pub fn summary_rows(
-    summary: &DataFrame,
-    sweep_columns: &[(String, String)],
-) -> Result<Vec<SummaryRow>> {
-    let text = |name: &str| -> Result<Vec<String>> {
-        text_column(summary, name).map_err(|reason| Error::Usage(format!("summary: {reason}")))
-    };
-    let float = |name: &str| -> Result<Vec<f64>> { Ok(float_column(summary, name)?) };
-    let count = |name: &str| -> Result<Vec<u64>> { Ok(u64_column(summary, name)?) };
-    let (experiment, algorithm, environment, setting, metric) = (
-        text("experiment")?,
-        text("algorithm")?,
-        text("environment")?,
-        text("setting")?,
-        text("metric")?,
-    );
-    let (step, n, diverged) = (count("step")?, count("n")?, count("diverged")?);
-    let (mean, std, ci95, min, max) = (
-        float("mean")?,
-        float("std")?,
-        float("ci95")?,
-        float("min")?,
-        float("max")?,
-    );
-    let sweeps = sweep_values(summary, sweep_columns)?;
-    Ok((0..summary.height())
-        .map(|i| SummaryRow {
-            experiment: experiment[i].clone(),
-            algorithm: algorithm[i].clone(),
-            environment: environment[i].clone(),
-            setting: setting[i].clone(),
-            sweep: sweeps[i].clone(),
-            metric: metric[i].clone(),
-            step: step[i],
-            n: n[i] as usize,
-            diverged: diverged[i] as usize,
-            mean: mean[i],
-            std: std[i],
-            ci95: ci95[i],
-            min: min[i],
-            max: max[i],
-        })
-        .collect())
-}
-
 /// Per row, the swept keys' values (a key absent where the row's experiment does not
 /// sweep it).
 fn sweep_values(
@@ -810,10 +730,12 @@ mod tests {
         let columns = vec![("lr".to_string(), "lr".to_string())];
         let tidy = tidy_frame(&columns, &cells).unwrap();
         let summary = summary_frame(&tidy, &columns).unwrap();
-        let rows = summary_rows(&summary, &columns).unwrap();
-        let keys: Vec<(String, &str, u64)> = rows
-            .iter()
-            .map(|r| (r.setting.clone(), r.metric.as_str(), r.step))
+        let text = |name: &str| text_column(&summary, name).unwrap();
+        let float = |name: &str| float_column(&summary, name).unwrap();
+        let count = |name: &str| u64_column(&summary, name).unwrap();
+        let (setting, metric, step) = (text("setting"), text("metric"), count("step"));
+        let keys: Vec<(String, &str, u64)> = (0..summary.height())
+            .map(|i| (setting[i].clone(), metric[i].as_str(), step[i]))
             .collect();
         assert_eq!(
             keys,
@@ -826,17 +748,18 @@ mod tests {
                 ("lr=22".to_string(), CELL_WALL_SECONDS, 0),
             ]
         );
-        let ret2 = &rows[1];
-        assert_eq!((ret2.n, ret2.diverged, ret2.mean), (2, 1, 2.0));
-        assert!((ret2.std - 2f64.sqrt()).abs() < 1e-15);
-        assert!((ret2.ci95 - 12.706_204 * 2f64.sqrt() / 2f64.sqrt()).abs() < 1e-9);
-        assert_eq!((ret2.min, ret2.max), (1.0, 3.0));
+        let (n, diverged, mean) = (count("n"), count("diverged"), float("mean"));
+        let (std, ci95, min, max) = (float("std"), float("ci95"), float("min"), float("max"));
+        assert_eq!((n[1], diverged[1], mean[1]), (2, 1, 2.0));
+        assert!((std[1] - 2f64.sqrt()).abs() < 1e-15);
+        assert!((ci95[1] - 12.706_204 * 2f64.sqrt() / 2f64.sqrt()).abs() < 1e-9);
+        assert_eq!((min[1], max[1]), (1.0, 3.0));
         // The diverged seed's value stays out; its wall time counts.
-        assert_eq!((rows[0].n, rows[0].mean), (2, 0.375));
-        assert_eq!((rows[3].n, rows[3].diverged), (3, 1));
-        assert_eq!((rows[4].n, rows[4].diverged), (1, 0));
-        assert!(rows[4].std.is_nan() && rows[4].ci95.is_nan());
-        assert_eq!(rows[4].sweep["lr"], serde_json::json!(5.0));
+        assert_eq!((n[0], mean[0]), (2, 0.375));
+        assert_eq!((n[3], diverged[3]), (3, 1));
+        assert_eq!((n[4], diverged[4]), (1, 0));
+        assert!(std[4].is_nan() && ci95[4].is_nan());
+        assert_eq!(float("lr")[4], 5.0);
 
         let back = cells_from_tidy("g", &tidy).unwrap();
         assert_eq!(back, cells);

@@ -67,10 +67,14 @@ fn one_and_two_threads_give_identical_results_and_a_changed_metric_is_named() {
     let exact = Tolerance::default();
     let comparison = compare_dirs(&a, &b, &exact).unwrap();
     assert!(comparison.identical(), "{}", comparison.render());
-    assert_eq!(comparison.cells_compared, grid.cells.len());
-    assert!(comparison.values_compared > 100, "{}", comparison.render());
+    assert_eq!(comparison.cells_compared(), grid.cells.len());
+    assert!(
+        comparison.values_compared() > 100,
+        "{}",
+        comparison.render()
+    );
     // MILP and enumeration times (and FQI iteration times) are not reproducible.
-    assert!(comparison.timing_values_skipped > 0);
+    assert!(comparison.timing_values_skipped() > 0);
     let with_timing = Tolerance {
         include_timing: true,
         ..exact
@@ -90,8 +94,8 @@ fn one_and_two_threads_give_identical_results_and_a_changed_metric_is_named() {
     row.value *= 1.0 + 1e-12;
     shard::write(&path, &s).unwrap();
     let comparison = compare_dirs(&a, &b, &exact).unwrap();
-    assert_eq!(comparison.differences.len(), 1, "{}", comparison.render());
-    let d = &comparison.differences[0];
+    assert_eq!(comparison.differences().len(), 1, "{}", comparison.render());
+    let d = comparison.differences()[0];
     assert_eq!(d.grid, "tiny");
     assert_eq!(d.cell, format!("#9 {}", cell.label()));
     assert_eq!((d.metric.as_str(), d.step), ("fit_loss", Some(2)));
@@ -111,9 +115,9 @@ fn one_and_two_threads_give_identical_results_and_a_changed_metric_is_named() {
     // A cell missing on one side is a difference too.
     std::fs::remove_file(shard::shard_path(&a, &grid, &grid.cells[0])).unwrap();
     let comparison = compare_dirs(&a, &b, &loose).unwrap();
-    assert_eq!(comparison.differences.len(), 1, "{}", comparison.render());
-    assert_eq!(comparison.differences[0].metric, "(cell)");
-    assert_eq!(comparison.differences[0].a, "missing");
+    assert_eq!(comparison.differences().len(), 1, "{}", comparison.render());
+    assert_eq!(comparison.differences()[0].metric, "(cell)");
+    assert_eq!(comparison.differences()[0].a, "missing");
 }
 
 #[test]
@@ -357,7 +361,7 @@ fn tables_are_compared_without_shards_and_never_shrink() {
     }
     let comparison = compare_dirs(&clone, &out, &Tolerance::default()).unwrap();
     assert!(comparison.identical(), "{}", comparison.render());
-    assert_eq!(comparison.cells_compared, grid.cells.len());
+    assert_eq!(comparison.cells_compared(), grid.cells.len());
     assert!(comparison.render().contains("tiny: identical"));
 
     // One committed value altered in the Parquet table: named by grid, cell, metric, step.
@@ -375,8 +379,8 @@ fn tables_are_compared_without_shards_and_never_shrink() {
     let mut frame = tables::tidy_frame(&columns, &cells).unwrap();
     tables::write_parquet(&altered.join("tiny.parquet"), &mut frame).unwrap();
     let comparison = compare_dirs(&altered, &out, &Tolerance::default()).unwrap();
-    assert_eq!(comparison.differences.len(), 1, "{}", comparison.render());
-    let d = &comparison.differences[0];
+    assert_eq!(comparison.differences().len(), 1, "{}", comparison.render());
+    let d = comparison.differences()[0];
     assert_eq!(
         (d.grid.as_str(), d.cell.as_str(), d.metric.as_str(), d.step),
         (
@@ -416,8 +420,8 @@ fn tables_are_compared_without_shards_and_never_shrink() {
     assert_eq!(committed(&out), before);
     // compare reads the remaining shards, reports the stray file, and names the lost cell.
     let comparison = compare_dirs(&clone, &out, &Tolerance::default()).unwrap();
-    assert_eq!(comparison.differences.len(), 1, "{}", comparison.render());
-    assert_eq!(comparison.differences[0].metric, "(cell)");
+    assert_eq!(comparison.differences().len(), 1, "{}", comparison.render());
+    assert_eq!(comparison.differences()[0].metric, "(cell)");
     assert!(comparison.render().contains("notes.json"));
     // Asked to, it writes the smaller tables.
     let report = gather(&grid, &out, true).unwrap();
