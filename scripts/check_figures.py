@@ -15,10 +15,11 @@ Standard library only; needs Debian's `chromium`.
 import html.parser
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
+
+import headless_chromium
 
 REMOTE = re.compile(
     r"<(?:script|link)\b[^>]*\b(?:src|href)\s*=\s*[\"']?\s*(?:https?:)?//", re.I
@@ -67,16 +68,11 @@ def offline_prefix():
 
 
 def render(page, prefix, profile):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+    if headless_chromium.executable() is None:
         sys.exit("check_figures: chromium is not installed (Debian package `chromium`)")
-    command = prefix + [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-        f"--user-data-dir={profile}", "--virtual-time-budget=60000", "--dump-dom",
-        "file://" + os.path.abspath(page),
-    ]
+    command = prefix + headless_chromium.dump_dom_command(
+        "file://" + os.path.abspath(page), profile, 60000,
+        extra=["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"])
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         sys.exit(f"check_figures: chromium failed on {page}:\n{result.stderr[-2000:]}")

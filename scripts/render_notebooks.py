@@ -24,7 +24,6 @@ import argparse
 import base64
 import copy
 import json
-import os
 import queue
 import re
 import subprocess
@@ -40,11 +39,12 @@ from jupyter_core.utils import ensure_async
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionComplete, CellExecutionError, CellTimeoutError, DeadKernelError
 
+import headless_chromium
+
 REPO = Path(__file__).resolve().parent.parent
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 SVG_MIME = "image/svg+xml"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # Size of the static images: about the width Jupyter Lab gives a figure, and room for the
 # long titles the notebooks use.
 SVG_WIDTH, SVG_HEIGHT = 960, 540
@@ -207,11 +207,8 @@ def render_svgs(path: Path, figures: list) -> list:
         page = Path(tmp) / "page.html"
         page.write_text(PAGE.format(plotly_js=PLOTLY_JS.as_uri(), width=SVG_WIDTH, height=SVG_HEIGHT,
                                     figures=json.dumps(figures).replace("</", "<\\/")), encoding="utf-8")
-        command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                   "--hide-scrollbars", f"--user-data-dir={tmp}/profile",
-                   # Virtual time: the page's timers run as fast as the work allows.
-                   "--virtual-time-budget=120000", "--dump-dom", page.as_uri()]
+        command = headless_chromium.dump_dom_command(page.as_uri(), f"{tmp}/profile", 120000,
+                                                     extra=["--hide-scrollbars"])
         try:
             run = subprocess.run(command, capture_output=True, text=True, timeout=600)
         except (OSError, subprocess.TimeoutExpired) as e:
