@@ -6,7 +6,7 @@ use thiserror::Error;
 /// Everything that can go wrong in the library, each variant naming the problem.
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error("unknown environment {0:?} (known: {known})", known = crate::env::KNOWN_ENVS.join(", "))]
+    #[error("unknown environment {} (known: {known})", quote(.0), known = crate::env::KNOWN_ENVS.join(", "))]
     UnknownEnv(String),
 
     #[error("{env}: action has {got} components, the action space has {expected}")]
@@ -46,6 +46,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// A trace (or other table of checks) with a header and no rows: passing it would
+    /// claim agreement on nothing.
+    #[error("{path}: no rows: nothing to check")]
+    NoRows { path: String },
+
     /// An optimization solver could not produce an answer (infeasible or unbounded problem,
     /// a problem it cannot state, a solution that fails verification).
     #[error("{solver}: {reason}")]
@@ -71,6 +76,31 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Characters of an input value that an error message quotes at most.
+const QUOTE_MAX_CHARS: usize = 60;
+
+/// `text` quoted and escaped as `{:?}` does, cut after [`QUOTE_MAX_CHARS`] escaped characters
+/// (then `…` and the full length): a megabyte field must not become a megabyte message,
+/// and a quoted newline must not break the message's single line.
+pub fn quote(text: &str) -> String {
+    let mut shown = String::new();
+    let mut width = 0;
+    for c in text.chars() {
+        if width >= QUOTE_MAX_CHARS {
+            return format!("\"{shown}\"… ({} bytes)", text.len());
+        }
+        // `{:?}` of a str leaves single quotes alone; char::escape_debug would not.
+        let start = shown.len();
+        if c == '\'' {
+            shown.push(c);
+        } else {
+            shown.extend(c.escape_debug());
+        }
+        width += shown[start..].chars().count();
+    }
+    format!("\"{shown}\"")
+}
+
 impl Error {
     /// Shorthand for [`Error::InvalidParameter`].
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -86,5 +116,27 @@ impl Error {
             solver: solver.into(),
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_escapes_and_cuts_long_values() {
+        assert_eq!(quote("it's"), "\"it's\"");
+        assert_eq!(quote("a\nb\"c"), "\"a\\nb\\\"c\"");
+        let exactly = "x".repeat(QUOTE_MAX_CHARS);
+        assert_eq!(quote(&exactly), format!("\"{exactly}\""));
+        let long = "9".repeat(1 << 20);
+        let quoted = quote(&long);
+        assert_eq!(quoted, format!("\"{}\"… (1048576 bytes)", &long[..60]));
+        // Escapes count at their escaped width, so control characters cannot inflate it.
+        let controls = quote(&"\u{1}".repeat(1000));
+        assert!(controls.len() < 100, "{controls}");
+        assert!(!controls.contains('\n'));
+        let unknown = Error::UnknownEnv("E".repeat(10_000)).to_string();
+        assert!(unknown.len() < 200, "{unknown}");
     }
 }

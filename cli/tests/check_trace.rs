@@ -193,3 +193,81 @@ fn malformed_traces_are_reported_with_file_and_line() {
     let negative = check_trace(&[no_reward.as_os_str(), "--tolerance=-1".as_ref()]);
     expect_error(&negative, &["tolerance"]);
 }
+
+/// The first data row of the MountainCar trace with `edit` applied to its fields, by
+/// column name, under the trace's header.
+fn edited_mountain_car(name: &str, edit: &[(&str, &str)]) -> PathBuf {
+    let text = std::fs::read_to_string(traces_dir().join("mountain_car_continuous.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let columns: Vec<&str> = header.split(',').collect();
+    let mut fields: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    for (column, value) in edit {
+        let i = columns.iter().position(|c| c == column).unwrap();
+        fields[i] = value.to_string();
+    }
+    temp_trace(name, &format!("{header}\n{}\n", fields.join(",")))
+}
+
+#[test]
+fn the_largest_step_count_is_replayed_not_panicked_on() {
+    // Reported: t = u64::MAX overflowed the step counter (exit 101). Past the time limit
+    // Gymnasium's TimeLimit reports truncation, and so do we.
+    let path = edited_mountain_car(
+        "t_max.csv",
+        &[("t", "18446744073709551615"), ("truncated", "1")],
+    );
+    let out = check_trace(&[path.as_os_str()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(summary(&out), (1, 0.0, 0));
+}
+
+#[test]
+fn integers_beyond_u64_are_errors_naming_file_line_and_column() {
+    for column in ["t", "seed"] {
+        let path = edited_mountain_car(
+            &format!("{column}_too_big.csv"),
+            &[(column, "18446744073709551616")],
+        );
+        expect_error(
+            &check_trace(&[path.as_os_str()]),
+            &[
+                &format!("{column}_too_big.csv"),
+                "line 2",
+                &format!("column {column}:"),
+                "out of range",
+            ],
+        );
+    }
+}
+
+#[test]
+fn a_header_without_rows_is_an_error_not_a_pass() {
+    // Reported: exit 0 with rows=0, a pass that checked nothing.
+    let text = std::fs::read_to_string(traces_dir().join("pendulum.csv")).unwrap();
+    let header = text.lines().next().unwrap();
+    let path = temp_trace("header_only.csv", &format!("{header}\n"));
+    let out = check_trace(&[path.as_os_str()]);
+    expect_error(&out, &["header_only.csv: no rows: nothing to check"]);
+    assert!(out.stdout.is_empty(), "{out:?}");
+    // Also next to a good file: every file must have rows.
+    let good = traces_dir().join("pendulum.csv");
+    expect_error(
+        &check_trace(&[good.as_os_str(), path.as_os_str()]),
+        &["header_only.csv: no rows"],
+    );
+}
+
+#[test]
+fn a_megabyte_field_is_quoted_by_a_short_prefix() {
+    let huge = "7".repeat(1 << 20) + "x";
+    let reward = edited_mountain_car("huge_field.csv", &[("reward", &huge)]);
+    let env = edited_mountain_car("huge_env.csv", &[("env", &huge)]);
+    for (path, needle) in [(reward, "column reward:"), (env, "unknown environment")] {
+        let out = check_trace(&[path.as_os_str()]);
+        expect_error(&out, &[needle, "(1048577 bytes)"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.len() < 300, "{} bytes of stderr", stderr.len());
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}

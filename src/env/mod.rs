@@ -63,15 +63,16 @@ impl ActionSpace {
 }
 
 impl IntegerSpace {
-    /// Why `x` is not a feasible action, or `None` if it is.
+    /// Why `x` is not a feasible action, or `None` if it is. Values are written with
+    /// `{:?}` (shortest round trip): `1e300` in five characters, not three hundred.
     pub fn violation(&self, x: &[f64]) -> Option<String> {
         for (i, &xi) in x.iter().enumerate() {
             if xi.fract() != 0.0 {
-                return Some(format!("component {i} is {xi}, not an integer"));
+                return Some(format!("component {i} is {xi:?}, not an integer"));
             }
             if xi < self.lower[i] as f64 || xi > self.upper[i] as f64 {
                 return Some(format!(
-                    "component {i} is {xi}, outside [{}, {}]",
+                    "component {i} is {xi:?}, outside [{}, {}]",
                     self.lower[i], self.upper[i]
                 ));
             }
@@ -79,7 +80,7 @@ impl IntegerSpace {
         for c in &self.constraints {
             let lhs: f64 = c.coefficients.iter().zip(x).map(|(a, b)| a * b).sum();
             if lhs > c.bound + 1e-9 {
-                return Some(format!("constraint {:?}: {lhs} > {}", c.name, c.bound));
+                return Some(format!("constraint {:?}: {lhs:?} > {}", c.name, c.bound));
             }
         }
         None

@@ -243,7 +243,9 @@ impl Env for MountainCar {
         self.state = [f64::from(position.to_f32()), f64::from(velocity.to_f32())];
         self.dtype = StateDtype::F32;
         // TimeLimit: stepping on past the limit (or the goal) is allowed.
-        self.elapsed_steps += 1;
+        // Saturating: a count given to `set_state` (a trace's `t`) may be usize::MAX, and
+        // past the limit the flag is the same either way.
+        self.elapsed_steps = self.elapsed_steps.saturating_add(1);
         self.observe(next_observation);
         Ok(StepOutcome {
             reward,
@@ -456,5 +458,14 @@ mod tests {
             ..Default::default()
         };
         assert!(MountainCar::with_params(params).is_err());
+    }
+
+    #[test]
+    fn the_step_counter_saturates_instead_of_overflowing() {
+        // A trace's `t` can be u64::MAX; the step after it stays truncated.
+        let mut env = at(-0.5, 0.0);
+        env.set_state(&[-0.5, 0.0], usize::MAX).unwrap();
+        assert!(env.step(&[0.0]).unwrap().truncated);
+        assert_eq!(env.elapsed_steps(), usize::MAX);
     }
 }

@@ -184,7 +184,9 @@ impl Env for Pendulum {
         self.state = [newth, newthdot];
 
         // TimeLimit: stepping on past the limit is allowed and stays truncated.
-        self.elapsed_steps += 1;
+        // Saturating: a count given to `set_state` (a trace's `t`) may be usize::MAX, and
+        // past the limit the flag is the same either way.
+        self.elapsed_steps = self.elapsed_steps.saturating_add(1);
         self.observe(next_observation);
         Ok(StepOutcome {
             reward: -costs,
@@ -329,6 +331,15 @@ mod tests {
         // set_state with elapsed steps reproduces the flag of a late step.
         env.set_state(&[0.1, 0.2], 199).unwrap();
         assert!(env.step(&[0.0]).unwrap().truncated);
+    }
+
+    #[test]
+    fn the_step_counter_saturates_instead_of_overflowing() {
+        // A trace's `t` can be u64::MAX; the step after it stays truncated.
+        let mut env = Pendulum::new();
+        env.set_state(&[0.1, 0.2], usize::MAX).unwrap();
+        assert!(env.step(&[0.0]).unwrap().truncated);
+        assert_eq!(env.elapsed_steps(), usize::MAX);
     }
 
     #[test]

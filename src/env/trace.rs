@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{make, Env};
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 
 /// One Gymnasium step, as recorded.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,7 +94,7 @@ pub struct TraceReport {
     pub max_abs_err: f64,
     /// Number of flags (two per row) that differ from Gymnasium's.
     pub flag_mismatches: usize,
-    /// Where `max_abs_err` was reached (`None` for an empty trace).
+    /// Where `max_abs_err` was reached (`None` before any row).
     pub worst: Option<Discrepancy>,
     pub first_flag_mismatch: Option<FlagMismatch>,
     /// The same figures per environment id.
@@ -134,7 +134,12 @@ impl TraceReport {
         expected: f64,
         got: f64,
     ) {
-        let err = (expected - got).abs();
+        // A NaN of ours against Gymnasium's finite value (the reader accepts no other) is the
+        // largest disagreement, not one that every comparison ignores.
+        let err = match (expected - got).abs() {
+            e if e.is_nan() => f64::INFINITY,
+            e => e,
+        };
         let env = self.per_env.entry(row.env.clone()).or_default();
         env.max_abs_err = env.max_abs_err.max(err);
         if self.worst.is_none() || err > self.max_abs_err {
@@ -225,12 +230,19 @@ pub fn parse_trace<R: std::io::Read>(reader: R, source: &str) -> Result<Vec<Trac
 }
 
 /// Replay `rows` (from `source`, named in errors) and compare with Gymnasium.
+///
+/// No rows is [`Error::NoRows`]: an empty trace would otherwise pass having checked nothing.
 pub fn check_rows(rows: &[TraceRow], source: &str) -> Result<TraceReport> {
     let malformed = |row: &TraceRow, reason: String| Error::MalformedCsv {
         path: source.to_string(),
         line: row.line,
         reason,
     };
+    if rows.is_empty() {
+        return Err(Error::NoRows {
+            path: source.to_string(),
+        });
+    }
     let mut envs: BTreeMap<&str, Box<dyn Env>> = BTreeMap::new();
     let mut report = TraceReport::default();
     let (mut obs, mut next_obs) = (Vec::new(), Vec::new());
@@ -300,6 +312,8 @@ fn csv_line(e: &csv::Error) -> u64 {
 
 /// Where each field of a row sits in the record.
 struct Columns {
+    /// The header, to name columns in errors.
+    header: csv::StringRecord,
     env: usize,
     seed: usize,
     t: usize,
@@ -328,6 +342,7 @@ impl Columns {
             }
         };
         Ok(Columns {
+            header: header.clone(),
             env: required("env")?,
             seed: required("seed")?,
             t: required("t")?,
@@ -351,34 +366,42 @@ impl Columns {
     ) -> std::result::Result<TraceRow, String> {
         // Records have the header's length (the csv reader checks), so `get` succeeds.
         let field = |i: usize| record.get(i).unwrap_or("");
+        // The header name, which is one of ours (found by `find`), so short and safe to print.
+        let bad = |i: usize, what: &str| {
+            let name = self.header.get(i).unwrap_or("?");
+            format!("column {name}: {} {what}", quote(field(i)))
+        };
         let number = |i: usize| -> std::result::Result<f64, String> {
-            let text = field(i);
-            match text.parse::<f64>() {
+            match field(i).parse::<f64>() {
                 Ok(x) if x.is_finite() => Ok(x),
-                _ => Err(format!("column {i}: {text:?} is not a finite number")),
+                _ => Err(bad(i, "is not a finite number")),
             }
         };
         let numbers = |columns: &[usize]| -> std::result::Result<Vec<f64>, String> {
             columns.iter().map(|&i| number(i)).collect()
         };
         let integer = |i: usize| -> std::result::Result<u64, String> {
-            field(i)
-                .parse::<u64>()
-                .map_err(|_| format!("column {i}: {:?} is not a non-negative integer", field(i)))
+            use std::num::IntErrorKind::PosOverflow;
+            field(i).parse::<u64>().map_err(|e| match e.kind() {
+                PosOverflow => bad(i, &format!("is out of range (at most {})", u64::MAX)),
+                _ => bad(i, "is not a non-negative integer"),
+            })
         };
         let flag = |i: usize| match field(i) {
             "1" => Ok(true),
             "0" => Ok(false),
             s if s.eq_ignore_ascii_case("true") => Ok(true),
             s if s.eq_ignore_ascii_case("false") => Ok(false),
-            s => Err(format!("column {i}: {s:?} is not a flag (0/1/true/false)")),
+            _ => Err(bad(i, "is not a flag (0/1/true/false)")),
         };
-        let t = integer(self.t)?;
+        // On 64-bit targets every u64 fits; the environments saturate their step counters.
+        let t = usize::try_from(integer(self.t)?)
+            .map_err(|_| bad(self.t, &format!("is out of range (at most {})", usize::MAX)))?;
         Ok(TraceRow {
             line,
             env: field(self.env).to_string(),
             seed: integer(self.seed)?,
-            t: usize::try_from(t).map_err(|_| format!("t = {t} is too large"))?,
+            t,
             observation: numbers(&self.observation)?,
             action: numbers(&self.action)?,
             reward: number(self.reward)?,
@@ -460,6 +483,124 @@ mod tests {
             ..Default::default()
         }
         .agrees(-1.0));
+    }
+
+    /// The message of `text`'s error, which must be a [`Error::MalformedCsv`] on `line`.
+    fn malformed_reason(text: &str, line: u64) -> String {
+        match check(text) {
+            Err(Error::MalformedCsv {
+                line: l, reason, ..
+            }) if l == line => reason,
+            other => panic!("expected MalformedCsv on line {line}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_largest_step_count_replays_truncated_without_overflow() {
+        // Reported: t = u64::MAX panicked on `elapsed_steps += 1` (exit 101).
+        let good = agreeing_row();
+        let text = format!(
+            "{HEADER}\n{}\n",
+            good.replace(",998,", ",18446744073709551615,")
+        );
+        let rows = parse_trace(text.as_bytes(), "test.csv").unwrap();
+        assert_eq!(rows[0].t, usize::MAX);
+        let report = check_rows(&rows, "test.csv").unwrap();
+        assert!(report.agrees(0.0), "still truncated: {report:?}");
+    }
+
+    #[test]
+    fn integers_beyond_u64_name_their_line_and_column() {
+        let good = agreeing_row();
+        let too_big = "18446744073709551616";
+        let t = malformed_reason(
+            &format!(
+                "{HEADER}\n{}\n",
+                good.replace(",998,", &format!(",{too_big},"))
+            ),
+            2,
+        );
+        assert!(
+            t.contains("column t") && t.contains(too_big) && t.contains("out of range"),
+            "{t}"
+        );
+        let seed = malformed_reason(
+            &format!(
+                "{HEADER}\n{good}\n{}\n",
+                good.replacen(",7,", &format!(",{too_big},"), 1)
+            ),
+            3,
+        );
+        assert!(
+            seed.contains("column seed") && seed.contains("out of range"),
+            "{seed}"
+        );
+        let negative = malformed_reason(
+            &format!("{HEADER}\n{}\n", good.replacen(",7,", ",-7,", 1)),
+            2,
+        );
+        assert!(
+            negative.contains("column seed") && negative.contains("non-negative"),
+            "{negative}"
+        );
+    }
+
+    #[test]
+    fn a_header_without_rows_is_an_error_not_a_pass() {
+        let rows = parse_trace(format!("{HEADER}\n").as_bytes(), "empty.csv").unwrap();
+        assert!(rows.is_empty());
+        let err = check_rows(&rows, "empty.csv").unwrap_err();
+        assert!(matches!(err, Error::NoRows { .. }), "{err:?}");
+        assert_eq!(err.to_string(), "empty.csv: no rows: nothing to check");
+    }
+
+    #[test]
+    fn errors_quote_only_a_prefix_of_a_huge_field() {
+        let good = agreeing_row();
+        let huge = "7".repeat(1 << 20);
+        for (from, to) in [
+            (",0.25,".to_string(), format!(",{huge}x,")),
+            (",998,".to_string(), format!(",{huge},")),
+        ] {
+            let text = format!("{HEADER}\n{}\n", good.replacen(&from, &to, 1));
+            let message = check(&text).unwrap_err().to_string();
+            assert!(
+                message.len() < 200,
+                "{} bytes: {}…",
+                message.len(),
+                &message[..200]
+            );
+            assert!(
+                message.contains(&format!("({} bytes)", to.len() - 2)),
+                "{message}"
+            );
+        }
+        let id = "E".repeat(1 << 20);
+        let text = format!(
+            "{HEADER}\n{}\n",
+            good.replace("MountainCarContinuous-v0", &id)
+        );
+        let message = check(&text).unwrap_err().to_string();
+        assert!(message.len() < 300, "{} bytes", message.len());
+    }
+
+    #[test]
+    fn a_nan_of_ours_is_the_largest_disagreement() {
+        let rows = parse_trace(
+            format!("{HEADER}\n{}\n", agreeing_row()).as_bytes(),
+            "t.csv",
+        )
+        .unwrap();
+        let mut report = TraceReport::default();
+        report.record_value("t.csv", &rows[0], "obs0", 0.5, f64::NAN);
+        report.record_value("t.csv", &rows[0], "obs1", 0.5, 0.75);
+        assert_eq!(report.max_abs_err, f64::INFINITY);
+        assert_eq!(report.worst.unwrap().quantity, "obs0");
+        assert!(!TraceReport {
+            max_abs_err: f64::NAN,
+            ..Default::default()
+        }
+        .agrees(1.0));
     }
 
     #[test]

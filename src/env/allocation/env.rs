@@ -117,7 +117,9 @@ impl Env for Allocation {
         let reward = self.model.reward_unchecked(&self.demand, action);
         self.model.carry_over_in_place(&mut self.demand, action);
         self.add_arrivals();
-        self.elapsed_steps += 1;
+        // Saturating: a count given to `set_state` (a trace's `t`) may be usize::MAX, and
+        // past the limit the flag is the same either way.
+        self.elapsed_steps = self.elapsed_steps.saturating_add(1);
         self.observe(next_observation);
         Ok(StepOutcome {
             reward,

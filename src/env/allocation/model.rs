@@ -290,7 +290,8 @@ impl AllocationModel {
         if let Some(j) = demand.iter().position(|d| !(d.is_finite() && *d >= 0.0)) {
             return Err(Error::invalid(
                 format!("demand[{j}]"),
-                format!("{} is not finite and ≥ 0", demand[j]),
+                // `{:?}`: shortest round trip, so 1e-300 is not written out in 300 digits.
+                format!("{:?} is not finite and ≥ 0", demand[j]),
             ));
         }
         Ok(())

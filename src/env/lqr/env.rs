@@ -123,7 +123,9 @@ impl Env for Lqr {
             }
         }
         std::mem::swap(&mut self.state, &mut self.next_state);
-        self.elapsed_steps += 1;
+        // Saturating: a count given to `set_state` (a trace's `t`) may be usize::MAX, and
+        // past the limit the flag is the same either way.
+        self.elapsed_steps = self.elapsed_steps.saturating_add(1);
         self.observe(next_observation);
         Ok(StepOutcome {
             reward,
