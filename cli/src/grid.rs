@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
+use policy_param_harness::shard::{self, Found};
 use policy_param_harness::slurm::{self, SlurmOptions, SubmitPaths, Submitted};
 use policy_param_harness::{
-    gather, record_run, run_cell, run_grid, GatherReport, Grid, Outcome, RunOptions,
+    check_output_names, files, gather, record_run, results, run_cell, run_grid, GatherReport, Grid,
+    Outcome, RunOptions,
 };
 
 use crate::Verdict;
@@ -23,11 +25,11 @@ pub enum GridCommand {
         /// Recompute cells that are already finished.
         #[arg(long)]
         fresh: bool,
-        /// Threads running cells (default: one per core).
+        /// Threads running cells, 1 to 1024 (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
-        /// Threads of each cell's own pool; 0: cells share the grid's pool. Results do
-        /// not depend on it; timings do.
+        /// Threads of each cell's own pool, 1 to 1024; 0: cells share the grid's pool.
+        /// Results do not depend on it; timings do.
         #[arg(long, default_value_t = 1)]
         cell_threads: usize,
         /// Output directory.
@@ -51,7 +53,7 @@ pub enum GridCommand {
         /// Recompute even if finished.
         #[arg(long)]
         fresh: bool,
-        /// Threads of the cell's pool (default: one per core).
+        /// Threads of the cell's pool, 1 to 1024 (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
         #[arg(long, default_value = "results")]
@@ -152,6 +154,7 @@ pub fn run(command: GridCommand) -> anyhow::Result<Verdict> {
                 cell_threads: (cell_threads > 0).then_some(cell_threads),
                 progress: !no_progress,
             };
+            options.check()?;
             let mut verdict = Verdict::Pass;
             let mut refused = Vec::new();
             for grid in &grids {
@@ -161,8 +164,12 @@ pub fn run(command: GridCommand) -> anyhow::Result<Verdict> {
                         eprintln!("error: cell {index}: {e}");
                     }
                 }
+                let busy = match report.busy().len() {
+                    0 => String::new(),
+                    n => format!(", {n} computed by another run now (not started again)"),
+                };
                 println!(
-                    "{}: {} cells: ran {}, skipped {} (finished before), diverged {}, failed {} in {:.1} s on {} threads",
+                    "{}: {} cells: ran {}, skipped {} (finished before), diverged {}, failed {}{busy} in {:.1} s on {} threads",
                     grid.name,
                     grid.cells.len(),
                     report.ran().len(),
@@ -215,6 +222,10 @@ pub fn run(command: GridCommand) -> anyhow::Result<Verdict> {
                     "{} cell {index} {label}: finished before, skipped",
                     grid.name
                 ),
+                Outcome::Busy(holder) => println!(
+                    "{} cell {index} {label}: another process computes it ({holder}); not started again",
+                    grid.name
+                ),
                 Outcome::Ran(status) => {
                     println!("{} cell {index} {label}: {}", grid.name, status.name())
                 }
@@ -225,10 +236,20 @@ pub fn run(command: GridCommand) -> anyhow::Result<Verdict> {
         GridCommand::List { file, out } => {
             let grid = Grid::load(&file)?;
             println!("{}: {} cells", grid.name, grid.cells.len());
+            let mut problems = Vec::new();
             for cell in &grid.cells {
-                let status = match policy_param_harness::shard::finished(&out, &grid, cell) {
-                    Some(s) => s.status.name(),
-                    None => "pending",
+                let status = match shard::look(&out, &grid, cell) {
+                    Found::Finished(s) => s.status.name(),
+                    Found::Unusable(why) => {
+                        problems.push(format!("  #{} {}", cell.index, why));
+                        "corrupt"
+                    }
+                    Found::Absent => {
+                        match files::claim_holder(&shard::shard_path(&out, &grid, cell)) {
+                            Some(_) => "running",
+                            None => "pending",
+                        }
+                    }
                 };
                 let spec = grid.experiment_of(cell);
                 println!(
@@ -242,6 +263,7 @@ pub fn run(command: GridCommand) -> anyhow::Result<Verdict> {
                     &cell.config_hash[..16]
                 );
             }
+            print!("{}", unusable_files(&grid, &out, problems)?);
             Ok(Verdict::Pass)
         }
         GridCommand::Gather {
@@ -371,26 +393,47 @@ pub fn run(command: GridCommand) -> anyhow::Result<Verdict> {
     }
 }
 
-/// Load and check every grid before running any.
+/// Load and check every grid before running any: no two may write the same output.
 fn load_all(files: &[PathBuf]) -> anyhow::Result<Vec<Grid>> {
     let grids = files
         .iter()
         .map(|f| Grid::load(f))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut names: Vec<&str> = grids.iter().map(|g| g.name.as_str()).collect();
-    names.sort_unstable();
-    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        anyhow::bail!(
-            "two grid files are named {:?}: their results would mix",
-            w[0]
-        );
-    }
+    check_output_names(&grids)?;
     Ok(grids)
+}
+
+/// The files under `OUT/<grid>/cells/` that are not usable shards, by name: the cells'
+/// own (`problems`, found by `grid list`) and every other one.
+fn unusable_files(grid: &Grid, out: &Path, problems: Vec<String>) -> anyhow::Result<String> {
+    let (_, unreadable) = results::read_shards(&shard::cells_dir(out, &grid.name))?;
+    let own: Vec<_> = grid
+        .cells
+        .iter()
+        .map(|c| shard::shard_path(out, grid, c))
+        .collect();
+    let mut lines = problems;
+    for (path, why) in unreadable.iter().filter(|(p, _)| !own.contains(p)) {
+        lines.push(format!("  {}: {why}", path.display()));
+    }
+    Ok(if lines.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "{} files under {} are not usable shards (`grid run` moves a cell's aside and recomputes it):\n{}\n",
+            lines.len(),
+            shard::cells_dir(out, &grid.name).display(),
+            lines.join("\n")
+        )
+    })
 }
 
 /// Gather `grid`'s tables and figures and say what was written.
 fn print_gather(grid: &Grid, out: &Path, replace: bool) -> anyhow::Result<GatherReport> {
     let report = gather(grid, out, replace)?;
+    for (path, why) in &report.unreadable {
+        eprintln!("{}: not gathered: {why}", path.display());
+    }
     println!(
         "{}: gathered {} shards ({} diverged, {} cells missing, {} stale shards ignored, {} unreadable files) into {}, {}, {}; {} figures in {}",
         report.grid,
@@ -398,7 +441,7 @@ fn print_gather(grid: &Grid, out: &Path, replace: bool) -> anyhow::Result<Gather
         report.diverged,
         report.missing.len(),
         report.stale,
-        report.unreadable,
+        report.unreadable.len(),
         report.csv.display(),
         report.parquet.display(),
         report.summary.display(),

@@ -135,7 +135,11 @@ fn main() -> ExitCode {
         Ok(Verdict::Pass) => ExitCode::SUCCESS,
         Ok(Verdict::Fail) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e}");
+            // Errors may quote input (a key, a value, a path): never a megabyte of it.
+            eprintln!(
+                "error: {}",
+                policy_param_harness::error::abbreviate(&e.to_string())
+            );
             ExitCode::from(2)
         }
     }
@@ -192,11 +196,14 @@ fn run(cli: Cli) -> anyhow::Result<Verdict> {
     }
 }
 
+/// The most bootstrap resamples `compare --stats` draws: 100 times rliable's default.
+const MAX_REPS: usize = 5_000_000;
+
 /// `compare --stats`: each grid of `dir` that records the metric, its settings compared.
 fn compare_stats(dir: &Path, only: Option<&str>, request: &Request) -> anyhow::Result<Verdict> {
-    if request.bootstrap.reps < 100 {
+    if !(100..=MAX_REPS).contains(&request.bootstrap.reps) {
         bail!(
-            "--reps must be at least 100, got {}",
+            "--reps must be between 100 and {MAX_REPS}, got {}",
             request.bootstrap.reps
         );
     }

@@ -18,13 +18,58 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// Key and reason are [`abbreviate`]d: they may quote the file's own text.
     pub fn new(file: &Path, key: impl Into<String>, reason: impl Into<String>) -> Self {
         ConfigError {
             file: file.to_path_buf(),
-            key: key.into(),
-            reason: reason.into(),
+            key: abbreviate(&key.into()),
+            reason: abbreviate(&reason.into()),
         }
     }
+}
+
+/// The longest word (run of non-blank characters) a message quotes whole: a path, a key,
+/// a value. Longer ones keep a prefix and their length.
+pub const WORD_LIMIT: usize = 200;
+/// The longest message, in characters.
+pub const MESSAGE_LIMIT: usize = 4000;
+
+/// `text` with each word longer than [`WORD_LIMIT`] cut to its first 60 characters and
+/// its length, and the whole cut at [`MESSAGE_LIMIT`]: a 1 MB key or value in an input
+/// file never reaches stderr.
+pub fn abbreviate(text: &str) -> String {
+    fn cut(s: &str, keep: usize) -> &str {
+        match s.char_indices().nth(keep) {
+            Some((i, _)) => &s[..i],
+            None => s,
+        }
+    }
+    if text.len() <= WORD_LIMIT {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len().min(MESSAGE_LIMIT + 64));
+    let mut rest = text;
+    while !rest.is_empty() {
+        let blank = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (word, tail) = rest.split_at(blank);
+        let chars = word.chars().count();
+        if chars > WORD_LIMIT {
+            out.push_str(cut(word, 60));
+            out.push_str(&format!("…({chars} characters)"));
+        } else {
+            out.push_str(word);
+        }
+        let space = tail.len() - tail.trim_start().len();
+        out.push_str(&tail[..space]);
+        rest = &tail[space..];
+        if out.chars().count() > MESSAGE_LIMIT {
+            let total = text.chars().count();
+            let mut short = cut(&out, MESSAGE_LIMIT).to_string();
+            short.push_str(&format!("… ({total} characters in all)"));
+            return short;
+        }
+    }
+    out
 }
 
 /// Everything else that can go wrong in the harness.
@@ -77,7 +122,7 @@ impl Error {
     pub fn malformed(path: &Path, reason: impl Into<String>) -> Self {
         Error::Malformed {
             path: path.to_path_buf(),
-            reason: reason.into(),
+            reason: abbreviate(&reason.into()),
         }
     }
 }
@@ -119,5 +164,25 @@ impl From<policy_param::Error> for CellError {
             policy_param::Error::Numerical { .. } => CellError::Diverged(e.to_string()),
             other => CellError::Failed(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_words_keep_a_prefix_and_their_length() {
+        let key = "k".repeat(1 << 20);
+        let message = abbreviate(&format!("unknown field `{key}`, expected one of `lr`"));
+        assert!(message.len() < 200, "{} bytes", message.len());
+        assert!(message.contains("(1048579 characters)"), "{message}");
+        assert!(message.ends_with(" expected one of `lr`"), "{message}");
+        // Short messages are untouched; multi-byte characters are cut on a boundary.
+        assert_eq!(abbreviate("a short one"), "a short one");
+        assert!(abbreviate(&"é".repeat(300)).starts_with(&"é".repeat(60)));
+        // Many short words: the whole is bounded.
+        let many = "word ".repeat(10_000);
+        assert!(abbreviate(&many).chars().count() < MESSAGE_LIMIT + 64);
     }
 }

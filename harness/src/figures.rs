@@ -116,7 +116,7 @@ pub fn write_figures(grid: &Grid, cells: &[CellResult], out: &Path) -> Result<(P
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     write_if_changed(&out.join(PLOTLY_JS), plotly_js().as_bytes())?;
     let path = out.join(format!("{}.html", grid.name));
-    std::fs::write(&path, page.render(grid)).map_err(|e| Error::io(&path, e))?;
+    crate::files::write_text(&path, &page.render(grid))?;
     Ok((path, page.figures))
 }
 
@@ -124,7 +124,9 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(());
     }
-    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+    crate::files::write_atomically(path, |file| {
+        std::io::Write::write_all(file, bytes).map_err(|e| Error::io(path, e))
+    })
 }
 
 #[derive(Default)]

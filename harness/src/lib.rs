@@ -8,7 +8,8 @@
 //! | grid files → validated, typed cells with stable indices and config hashes; the figures a grid declares | [`config`] |
 //! | what a cell runs: the `Experiment` trait and the registry of adapters | [`experiment`], [`adapters`] |
 //! | one atomic JSON shard per finished cell | [`shard`] |
-//! | parallel, resumable runs; diverged cells recorded, the grid goes on | [`runner`], [`progress`] |
+//! | atomic writes, the output directory's lock, a process's claim on a cell | [`files`] |
+//! | parallel, resumable runs that overlapping runs share; diverged cells recorded, the grid goes on | [`runner`], [`progress`] |
 //! | a result set read from shards or from committed tables | [`results`] |
 //! | shards → tidy Parquet / CSV and a summary with 95% CIs (polars); never a smaller table | [`tables`] |
 //! | IQM, probability of improvement, stratified bootstrap intervals | [`stats`], [`methods`] |
@@ -25,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod experiment;
 pub mod figures;
+pub mod files;
 pub mod manifest;
 pub mod methods;
 pub mod progress;
@@ -47,7 +49,8 @@ pub struct GatherReport {
     pub shards: usize,
     pub missing: Vec<usize>,
     pub stale: usize,
-    pub unreadable: usize,
+    /// Files in `cells/` that are not readable shards, each with the reason.
+    pub unreadable: results::Unreadable,
     pub diverged: usize,
     /// The wall times of the gathered cells, summed (whenever they ran).
     pub cell_seconds_total: f64,
@@ -60,7 +63,10 @@ pub struct GatherReport {
 
 /// Tables and figures of `grid` from the shards in `out/<grid>/cells/`. Tables that hold
 /// cells these shards lack are not replaced ([`tables::check_no_loss`]) unless `replace`.
+/// Under `out`'s [`files::DirLock`]: a concurrent gather of the same grid waits, rather
+/// than writing half of the tables.
 pub fn gather(grid: &Grid, out: &Path, replace: bool) -> Result<GatherReport> {
+    let _lock = files::DirLock::acquire(out)?;
     let gathered = tables::collect(grid, out)?;
     if !replace {
         tables::check_no_loss(grid, &gathered, out)?;
@@ -76,7 +82,7 @@ pub fn gather(grid: &Grid, out: &Path, replace: bool) -> Result<GatherReport> {
         diverged: gathered.cells.iter().filter(|c| !c.is_ok()).count(),
         missing: gathered.missing,
         stale: gathered.stale,
-        unreadable: gathered.unreadable.len(),
+        unreadable: gathered.unreadable,
         cell_seconds_total: gathered
             .cells
             .iter()
@@ -88,6 +94,37 @@ pub fn gather(grid: &Grid, out: &Path, replace: bool) -> Result<GatherReport> {
         figures,
         figure_count,
     })
+}
+
+/// The names `gather` writes for grid `name` in the output directory.
+pub fn output_names(name: &str) -> [String; 5] {
+    [
+        name.to_string(),
+        format!("{name}.csv"),
+        format!("{name}.parquet"),
+        format!("{name}{}.csv", config::SUMMARY_SUFFIX),
+        format!("{name}.html"),
+    ]
+}
+
+/// Refuse grids that would write the same file in one output directory: the same name,
+/// or names that differ only in case (one file on macOS and Windows file systems).
+pub fn check_output_names(grids: &[Grid]) -> Result<()> {
+    let mut seen: std::collections::BTreeMap<String, &Grid> = Default::default();
+    for grid in grids {
+        for output in output_names(&grid.name) {
+            if let Some(other) = seen.insert(output.to_lowercase(), grid) {
+                if !std::ptr::eq(other, grid) {
+                    return Err(Error::Usage(format!(
+                        "{} and {} would both write {output:?} in the output directory: rename one",
+                        other.file.display(),
+                        grid.file.display()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Record a run of `grid`, gathered as `gathered`, in `out/manifest.json`.

@@ -163,15 +163,15 @@ pub fn read(out: &Path) -> Result<Manifest> {
     }
 }
 
-/// Replace grid `name`'s entry in `out/manifest.json`, keeping the others.
+/// Replace grid `name`'s entry in `out/manifest.json`, keeping the others: read, changed
+/// and written under `out`'s [`DirLock`](crate::files::DirLock), so that overlapping runs
+/// of different grids keep every entry.
 pub fn record(out: &Path, name: &str, entry: GridEntry) -> Result<()> {
+    let _lock = crate::files::DirLock::acquire(out)?;
     let mut manifest = read(out)?;
     manifest.grids.insert(name.to_string(), entry);
     let path = out.join("manifest.json");
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let text = serde_json::to_string_pretty(&manifest)
         .map_err(|e| Error::malformed(&path, e.to_string()))?;
-    let tmp = out.join(format!(".manifest.json.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text + "\n").map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    crate::files::write_text(&path, &(text + "\n"))
 }

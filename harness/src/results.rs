@@ -156,18 +156,18 @@ pub struct GridResults {
 /// Files that could not be read as shards, each with the reason.
 pub type Unreadable = Vec<(PathBuf, String)>;
 
-/// The shards in `cells_dir`, sorted by file name, and the files there that could not be
-/// read as shards. A missing directory holds nothing.
+/// The shards in `cells_dir`, sorted by file name, and every other file there (a
+/// truncated or foreign `.json`, a file of another kind, a directory) with the reason it
+/// is not a shard. Hidden files are the runners' own (temporaries, claims) and are not
+/// listed. A missing directory holds nothing.
 pub fn read_shards(cells_dir: &Path) -> Result<(Vec<Shard>, Unreadable)> {
     let mut paths: Vec<PathBuf> = match std::fs::read_dir(cells_dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                p.extension().is_some_and(|x| x == "json")
-                    && !p
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with('.'))
+                !p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'))
             })
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -177,8 +177,23 @@ pub fn read_shards(cells_dir: &Path) -> Result<(Vec<Shard>, Unreadable)> {
     let mut shards = Vec::new();
     let mut unreadable = Vec::new();
     for path in paths {
+        if path.extension().is_none_or(|x| x != "json") || path.is_dir() {
+            let what = if path.is_dir() {
+                "a directory"
+            } else {
+                "a file"
+            };
+            unreadable.push((
+                path,
+                format!("{what} that is not a shard (shards are <experiment>-<hash>.json)"),
+            ));
+            continue;
+        }
         match shard::read(&path) {
             Ok(s) => shards.push(s),
+            // The reason alone: the path is listed beside it.
+            Err(Error::Malformed { reason, .. }) => unreadable.push((path, reason)),
+            Err(Error::Io { source, .. }) => unreadable.push((path, source.to_string())),
             Err(e) => unreadable.push((path, e.to_string())),
         }
     }

@@ -23,9 +23,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::config::{Cell, Grid};
 use crate::error::{CellError, Error, Result};
 use crate::experiment::CellContext;
+use crate::files::Claim;
 use crate::manifest::git_commit;
 use crate::progress::Progress;
-use crate::shard::{self, Shard, Status};
+use crate::shard::{self, Found, Shard, Status};
 
 /// How to run.
 #[derive(Clone, Debug)]
@@ -43,6 +44,9 @@ pub struct RunOptions {
     pub progress: bool,
 }
 
+/// The most threads `threads` or `cell_threads` may ask for.
+pub const MAX_THREADS: usize = 1024;
+
 impl RunOptions {
     pub fn new(out: impl Into<PathBuf>) -> Self {
         RunOptions {
@@ -52,6 +56,21 @@ impl RunOptions {
             cell_threads: Some(1),
             progress: true,
         }
+    }
+
+    /// Thread counts within 1 to [`MAX_THREADS`]: checked before anything is created.
+    pub fn check(&self) -> Result<()> {
+        for (name, n) in [
+            ("--threads", self.threads),
+            ("--cell-threads", self.cell_threads),
+        ] {
+            if let Some(n) = n.filter(|n| !(1..=MAX_THREADS).contains(n)) {
+                return Err(Error::Usage(format!(
+                    "{name} must be between 1 and {MAX_THREADS}, got {n}"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -64,6 +83,8 @@ pub enum Outcome {
     Ran(Status),
     /// Failed (not diverged): not recorded.
     Failed(String),
+    /// Another process holds the cell's claim (computes it now): not started again.
+    Busy(String),
 }
 
 /// What a run did, cell by cell.
@@ -89,6 +110,9 @@ impl RunReport {
     pub fn failed(&self) -> Vec<usize> {
         self.indices(|o| matches!(o, Outcome::Failed(_)))
     }
+    pub fn busy(&self) -> Vec<usize> {
+        self.indices(|o| matches!(o, Outcome::Busy(_)))
+    }
     fn indices(&self, keep: impl Fn(&Outcome) -> bool) -> Vec<usize> {
         self.outcomes
             .iter()
@@ -101,9 +125,6 @@ impl RunReport {
 fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = threads {
-        if n == 0 {
-            return Err(Error::Usage("--threads must be at least 1".into()));
-        }
         builder = builder.num_threads(n);
     }
     builder
@@ -112,17 +133,22 @@ fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
 }
 
 /// Run every unfinished cell of `grid` (every cell with `fresh`).
+///
+/// Runs may overlap (two `grid run`s, the tasks of a Slurm array): each cell is claimed
+/// ([`Claim`]) before it starts, a cell another process holds is reported
+/// [`Outcome::Busy`] and not started again, and a cell another process finished
+/// meanwhile is skipped.
 pub fn run_grid(grid: &Grid, options: &RunOptions) -> Result<RunReport> {
+    options.check()?;
     let start = Instant::now();
+    let started_at = SystemTime::now();
     let dir = shard::cells_dir(&options.out, &grid.name);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     remove_stale_temporaries(&dir);
     let commit = git_commit();
-    let threads = match options.threads {
-        Some(0) => return Err(Error::Usage("--threads must be at least 1".into())),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    let threads = options
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     // Shared mode: every cell runs in one pool of `threads` threads.
     let shared = match options.cell_threads {
         None => Some(pool(Some(threads))?),
@@ -163,17 +189,36 @@ pub fn run_grid(grid: &Grid, options: &RunOptions) -> Result<RunReport> {
             .expect("one of the two pools");
         while let Some(cell) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
             let bar = progress.start_cell(&cell.label());
-            let outcome = match execute(grid, cell, cell_pool, &options.out, &commit, bar.clone()) {
-                Ok(shard) => Outcome::Ran(shard.status),
+            let outcome = match claim(grid, cell, options, started_at) {
+                Ok(Claimed::Go { claim, moved }) => {
+                    if let Some(note) = moved {
+                        progress.println(&format!("  corrupt   #{} {note}", cell.index));
+                    }
+                    let ran = execute(grid, cell, cell_pool, &options.out, &commit, bar.clone());
+                    drop(claim);
+                    match ran {
+                        Ok(shard) => Outcome::Ran(shard.status),
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    }
+                }
+                Ok(Claimed::Not(outcome)) => outcome,
                 Err(e) => Outcome::Failed(e.to_string()),
             };
+            let label = cell.label();
             let line = match &outcome {
-                Outcome::Ran(Status::Ok) => format!("  ok        #{} {}", cell.index, cell.label()),
+                Outcome::Ran(Status::Ok) => format!("  ok        #{} {label}", cell.index),
                 Outcome::Ran(Status::Diverged { reason }) => {
-                    format!("  diverged  #{} {}: {reason}", cell.index, cell.label())
+                    format!("  diverged  #{} {label}: {reason}", cell.index)
                 }
                 Outcome::Failed(e) => format!("  FAILED    #{} {e}", cell.index),
-                Outcome::Skipped => unreachable!(),
+                Outcome::Busy(holder) => format!(
+                    "  busy      #{} {label}: another process computes it ({holder}); not started again",
+                    cell.index
+                ),
+                Outcome::Skipped => format!(
+                    "  skipped   #{} {label}: another process finished it meanwhile",
+                    cell.index
+                ),
             };
             progress.finish_cell(bar, &line);
             done.lock()
@@ -216,16 +261,76 @@ pub fn run_cell(grid: &Grid, index: usize, options: &RunOptions) -> Result<Outco
             grid.cells.len().saturating_sub(1)
         ))
     })?;
+    options.check()?;
     if !options.fresh && shard::finished(&options.out, grid, cell).is_some() {
         return Ok(Outcome::Skipped);
+    }
+    let (claim, moved) = match claim(grid, cell, options, SystemTime::now())? {
+        Claimed::Go { claim, moved } => (claim, moved),
+        Claimed::Not(outcome) => return Ok(outcome),
+    };
+    if let Some(note) = moved {
+        eprintln!("corrupt: {note}");
     }
     let pool = pool(options.threads)?;
     let commit = git_commit();
     let shard = execute(grid, cell, &pool, &options.out, &commit, None)?;
+    drop(claim);
     Ok(Outcome::Ran(shard.status))
 }
 
-/// Run one cell and write its shard.
+/// Whether this process may compute a cell.
+enum Claimed {
+    /// Yes, holding its claim; an unusable file that was at its shard path was moved
+    /// aside (what and where).
+    Go { claim: Claim, moved: Option<String> },
+    /// No: another process holds it ([`Outcome::Busy`]) or finished it since this run
+    /// began ([`Outcome::Skipped`]).
+    Not(Outcome),
+}
+
+/// Claim `cell`, then look again at its shard: another process may have finished it
+/// between this run's first look and the claim (with `fresh`: a shard file written since
+/// `started_at`, by its modification time, which has the file system's sub-second
+/// resolution where a shard's `finished_at` has whole seconds).
+fn claim(
+    grid: &Grid,
+    cell: &Cell,
+    options: &RunOptions,
+    started_at: SystemTime,
+) -> Result<Claimed> {
+    let path = shard::shard_path(&options.out, grid, cell);
+    let claim = match Claim::take(&path)? {
+        Ok(claim) => claim,
+        Err(holder) => return Ok(Claimed::Not(Outcome::Busy(holder))),
+    };
+    let moved = match shard::look(&options.out, grid, cell) {
+        Found::Finished(_) if !options.fresh || written_since(&path, started_at) => {
+            return Ok(Claimed::Not(Outcome::Skipped))
+        }
+        Found::Finished(_) | Found::Absent => None,
+        // Only a file is moved: a directory or other non-file at the shard path is the
+        // user's, left in place, and the cell fails writing its shard with that path named.
+        Found::Unusable(_) if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) => None,
+        Found::Unusable(why) => {
+            let to = shard::move_aside(&options.out, grid, cell)?;
+            Some(format!(
+                "{}: {why}; moved to {}, recomputing",
+                cell.label(),
+                to.display()
+            ))
+        }
+    };
+    Ok(Claimed::Go { claim, moved })
+}
+
+/// Whether the file at `path` was last modified at or after `time`.
+fn written_since(path: &Path, time: SystemTime) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|modified| modified >= time)
+}
+
 /// Run one cell in `pool` and write its shard under `out`.
 fn execute(
     grid: &Grid,

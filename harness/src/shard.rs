@@ -1,6 +1,7 @@
 //! One JSON shard per finished cell, under `results/<grid>/cells/`, written to a temporary
 //! file in the same directory and renamed into place, so that a shard is either absent or
-//! complete, whenever the run is interrupted.
+//! complete, whenever the run is interrupted. A file there that is not a readable shard
+//! of its cell is reported by name and, by `grid run`, moved aside and recomputed.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::{Cell, Grid};
 use crate::error::{Error, Result};
+use crate::files;
 
 /// The shard format's version; a shard of another version is recomputed.
 pub const FORMAT: u32 = 1;
@@ -95,22 +97,11 @@ pub fn shard_path(out: &Path, grid: &Grid, cell: &Cell) -> PathBuf {
     cells_dir(out, &grid.name).join(cell.shard_file_name())
 }
 
-/// Write `shard` to `path` atomically: a temporary file beside it, then a rename.
+/// Write `shard` to `path` atomically ([`files::write_atomically`]).
 pub fn write(path: &Path, shard: &Shard) -> Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::malformed(path, "no parent directory"))?;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let text = serde_json::to_string_pretty(shard)
         .map_err(|e| Error::malformed(path, format!("cannot serialize the shard: {e}")))?;
-    let file_name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("shard.json");
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    Ok(())
+    files::write_text(path, &text)
 }
 
 pub fn read(path: &Path) -> Result<Shard> {
@@ -126,13 +117,55 @@ pub fn read(path: &Path) -> Result<Shard> {
     Ok(shard)
 }
 
-/// The finished shard of `cell`, if there is one with its config hash.
-pub fn finished(out: &Path, grid: &Grid, cell: &Cell) -> Option<Shard> {
+/// What is at a cell's shard path.
+#[derive(Debug)]
+pub enum Found {
+    /// A shard of this cell's config hash.
+    Finished(Box<Shard>),
+    Absent,
+    /// A file that is not this cell's shard (truncated, foreign, of another format or
+    /// another config): why. `grid run` moves it aside ([`move_aside`]) and recomputes.
+    Unusable(String),
+}
+
+/// What is at `cell`'s shard path in `out`.
+pub fn look(out: &Path, grid: &Grid, cell: &Cell) -> Found {
     let path = shard_path(out, grid, cell);
     match read(&path) {
-        Ok(s) if s.config_hash == cell.config_hash => Some(s),
+        Ok(s) if s.config_hash == cell.config_hash => Found::Finished(Box::new(s)),
+        Ok(s) => Found::Unusable(format!(
+            "{}: holds the shard of another config ({})",
+            path.display(),
+            &s.config_hash[..s.config_hash.len().min(16)]
+        )),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Found::Absent
+        }
+        Err(e) => Found::Unusable(e.to_string()),
+    }
+}
+
+/// The finished shard of `cell`, if there is one with its config hash.
+pub fn finished(out: &Path, grid: &Grid, cell: &Cell) -> Option<Shard> {
+    match look(out, grid, cell) {
+        Found::Finished(s) => Some(*s),
         _ => None,
     }
+}
+
+/// Move an unusable file at `cell`'s shard path to `<grid>/corrupt/<name>.<unix time>`,
+/// out of `cells/`, so that it is kept for a look and no longer read. Returns where.
+pub fn move_aside(out: &Path, grid: &Grid, cell: &Cell) -> Result<PathBuf> {
+    let from = shard_path(out, grid, cell);
+    let dir = out.join(&grid.name).join("corrupt");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let to = dir.join(format!(
+        "{}.{}",
+        cell.shard_file_name(),
+        crate::manifest::now()
+    ));
+    std::fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
+    Ok(to)
 }
 
 fn write_f64<S: Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {

@@ -174,8 +174,12 @@ fn directive_value(what: &str, value: &str) -> Result<()> {
 impl SlurmOptions {
     /// Check the options before anything is written or submitted.
     pub fn check(&self) -> Result<()> {
-        if self.cpus_per_task == 0 {
-            return Err(Error::Usage("--cpus-per-task must be at least 1".into()));
+        if !(1..=crate::runner::MAX_THREADS).contains(&self.cpus_per_task) {
+            return Err(Error::Usage(format!(
+                "--cpus-per-task must be between 1 and {}, got {}",
+                crate::runner::MAX_THREADS,
+                self.cpus_per_task
+            )));
         }
         for (what, value) in [
             ("--partition", &self.partition),
@@ -452,6 +456,9 @@ pub enum CellState {
     },
     /// No shard, nothing queued or running, no failed task on record.
     Missing,
+    /// A file at its shard path that is not its shard (truncated, foreign), and no task
+    /// on record: why. The task that recomputes it moves the file aside.
+    Corrupt { reason: String },
 }
 
 impl CellState {
@@ -462,6 +469,7 @@ impl CellState {
             CellState::Running { .. } => "running",
             CellState::Failed { .. } => "failed",
             CellState::Missing => "missing",
+            CellState::Corrupt { .. } => "corrupt",
         }
     }
 }
@@ -618,7 +626,7 @@ impl GridStatus {
             .filter(|(_, s)| matches!(s, CellState::Finished(Status::Diverged { .. })))
             .count();
         format!(
-            "{}: {} cells: {} finished ({diverged} diverged), {} running, {} queued, {} failed, {} missing",
+            "{}: {} cells: {} finished ({diverged} diverged), {} running, {} queued, {} failed, {} missing{}",
             self.grid,
             self.cells.len(),
             self.count("finished"),
@@ -626,6 +634,10 @@ impl GridStatus {
             self.count("queued"),
             self.count("failed"),
             self.count("missing"),
+            match self.count("corrupt") {
+                0 => String::new(),
+                n => format!(", {n} corrupt"),
+            }
         )
     }
 
@@ -655,6 +667,9 @@ impl GridStatus {
                         format!(" on {host}")
                     };
                     let _ = writeln!(s, "  running  #{index} {label}: job {job}_{index}{on}");
+                }
+                CellState::Corrupt { reason } => {
+                    let _ = writeln!(s, "  corrupt  #{index} {label}: {reason}");
                 }
                 _ => {}
             }
@@ -819,9 +834,17 @@ pub fn status_with(grid: &Grid, out: &Path, evidence: &Evidence) -> GridStatus {
         .cells
         .iter()
         .map(|cell| {
-            let state = match shard::finished(out, grid, cell) {
-                Some(s) => CellState::Finished(s.status),
-                None => classify(cell.index, out, &grid.name, evidence),
+            let state = match shard::look(out, grid, cell) {
+                shard::Found::Finished(s) => CellState::Finished(s.status),
+                // What the scheduler knows (queued, running, failed with a log) says
+                // more than the bad file; with nothing on record, the file is the news.
+                shard::Found::Unusable(reason) => {
+                    match classify(cell.index, out, &grid.name, evidence) {
+                        CellState::Missing => CellState::Corrupt { reason },
+                        known => known,
+                    }
+                }
+                shard::Found::Absent => classify(cell.index, out, &grid.name, evidence),
             };
             (cell.index, state)
         })
@@ -984,13 +1007,11 @@ pub fn submit(
     let script_path = dir.join(format!("{job_id}.sbatch"));
     let written = (|| -> Result<()> {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        std::fs::write(&script_path, &script).map_err(|e| Error::io(&script_path, e))?;
+        crate::files::write_text(&script_path, &script)?;
         let path = dir.join(format!("{job_id}.json"));
         let text = serde_json::to_string_pretty(&record)
             .map_err(|e| Error::malformed(&path, e.to_string()))?;
-        let tmp = dir.join(format!(".{job_id}.json.tmp"));
-        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+        crate::files::write_text(&path, &text)
     })();
     if let Err(e) = written {
         return Err(Error::Usage(format!(

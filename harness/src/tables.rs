@@ -27,6 +27,7 @@ use polars_io::{SerReader, SerWriter};
 
 use crate::config::{display_value, Grid};
 use crate::error::{Error, Result};
+use crate::files;
 use crate::results::{self, short_hash, CellResult, CELL_WALL_SECONDS};
 use crate::shard::{self, MetricRow};
 
@@ -459,7 +460,7 @@ pub fn write_tables(
 
 /// A table as zstd-compressed Parquet, atomically.
 pub fn write_parquet(path: &Path, frame: &mut DataFrame) -> Result<()> {
-    write_atomically(path, |file| {
+    files::write_atomically(path, |file| {
         ParquetWriter::new(file)
             .with_compression(ParquetCompression::Zstd(None))
             .finish(frame)?;
@@ -467,26 +468,8 @@ pub fn write_parquet(path: &Path, frame: &mut DataFrame) -> Result<()> {
     })
 }
 
-/// Write through a temporary file beside `path`, then rename: a reader never sees half a
-/// table.
-fn write_atomically(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    if let Err(e) = write(&mut file) {
-        drop(file);
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
 fn write_csv(path: &Path, frame: &mut DataFrame) -> Result<()> {
-    write_atomically(path, |file| {
+    files::write_atomically(path, |file| {
         CsvWriter::new(file).finish(frame)?;
         Ok(())
     })
