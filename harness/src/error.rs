@@ -22,8 +22,8 @@ impl ConfigError {
     pub fn new(file: &Path, key: impl Into<String>, reason: impl Into<String>) -> Self {
         ConfigError {
             file: file.to_path_buf(),
-            key: abbreviate(&key.into()),
-            reason: abbreviate(&reason.into()),
+            key: abbreviate(&one_line(&key.into())),
+            reason: abbreviate(&one_line(&reason.into())),
         }
     }
 }
@@ -33,6 +33,12 @@ impl ConfigError {
 pub const WORD_LIMIT: usize = 200;
 /// The longest message, in characters.
 pub const MESSAGE_LIMIT: usize = 4000;
+
+/// `text` on one line: the parsers' messages end in "\nin `key`", and an error is one
+/// line on stderr.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
 
 /// `text` with each word longer than [`WORD_LIMIT`] cut to its first 60 characters and
 /// its length, and the whole cut at [`MESSAGE_LIMIT`]: a 1 MB key or value in an input
@@ -54,8 +60,11 @@ pub fn abbreviate(text: &str) -> String {
         let (word, tail) = rest.split_at(blank);
         let chars = word.chars().count();
         if chars > WORD_LIMIT {
-            out.push_str(cut(word, 60));
+            // Closing quotes and punctuation stay: `"vvv…(N characters)",`.
+            let body = word.trim_end_matches(|c: char| c.is_ascii_punctuation());
+            out.push_str(cut(body, 60));
             out.push_str(&format!("…({chars} characters)"));
+            out.push_str(&word[body.len()..]);
         } else {
             out.push_str(word);
         }
@@ -177,7 +186,8 @@ mod tests {
         let message = abbreviate(&format!("unknown field `{key}`, expected one of `lr`"));
         assert!(message.len() < 200, "{} bytes", message.len());
         assert!(message.contains("(1048579 characters)"), "{message}");
-        assert!(message.ends_with(" expected one of `lr`"), "{message}");
+        assert!(message.ends_with("`, expected one of `lr`"), "{message}");
+        assert_eq!(one_line("invalid type\nin `lr`\n"), "invalid type in `lr`");
         // Short messages are untouched; multi-byte characters are cut on a boundary.
         assert_eq!(abbreviate("a short one"), "a short one");
         assert!(abbreviate(&"é".repeat(300)).starts_with(&"é".repeat(60)));

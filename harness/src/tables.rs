@@ -176,10 +176,27 @@ pub fn check_no_loss(grid: &Grid, gathered: &Gathered, out: &Path) -> Result<()>
         ));
     }
     if !gathered.unreadable.is_empty() {
+        let names: Vec<String> = gathered
+            .unreadable
+            .iter()
+            .take(5)
+            .map(|(path, _)| {
+                path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        let more = gathered.unreadable.len() - names.len();
         reason.push_str(&format!(
-            "; {} unreadable shard file(s), the first {}",
+            "; {} unreadable file(s) there: {}{}",
             gathered.unreadable.len(),
-            gathered.unreadable[0].0.display()
+            names.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         ));
     }
     reason.push_str(&format!(
