@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
+use policy_param_harness::error::shown;
 use policy_param_harness::shard::{self, Found};
 use policy_param_harness::slurm::{self, SlurmOptions, SubmitPaths, Submitted};
 use policy_param_harness::{
@@ -414,7 +415,7 @@ fn unusable_files(grid: &Grid, out: &Path, problems: Vec<String>) -> anyhow::Res
         .collect();
     let mut lines = problems;
     for (path, why) in unreadable.iter().filter(|(p, _)| !own.contains(p)) {
-        lines.push(format!("  {}: {why}", path.display()));
+        lines.push(format!("  {}: {why}", shown(path)));
     }
     Ok(if lines.is_empty() {
         String::new()
@@ -432,7 +433,7 @@ fn unusable_files(grid: &Grid, out: &Path, problems: Vec<String>) -> anyhow::Res
 fn print_gather(grid: &Grid, out: &Path, replace: bool) -> anyhow::Result<GatherReport> {
     let report = gather(grid, out, replace)?;
     for (path, why) in &report.unreadable {
-        eprintln!("{}: not gathered: {why}", path.display());
+        eprintln!("{}: not gathered: {why}", shown(path));
     }
     println!(
         "{}: gathered {} shards ({} diverged, {} cells missing, {} stale shards ignored, {} unreadable files) into {}, {}, {}; {} figures in {}",

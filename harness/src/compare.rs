@@ -337,7 +337,7 @@ fn compare_grid(
             .flat_map(|g| {
                 g.unreadable
                     .iter()
-                    .map(|(p, why)| format!("{}: {why}", p.display()))
+                    .map(|(p, why)| format!("{}: {why}", crate::error::shown(p)))
             })
             .collect(),
         consistency: None,

@@ -7,7 +7,7 @@ use thiserror::Error;
 
 /// A problem in a grid file, found before anything runs.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[error("{}: {key}: {reason}", file.display())]
+#[error("{}: {key}: {reason}", shown(file))]
 pub struct ConfigError {
     /// The grid file.
     pub file: PathBuf,
@@ -22,7 +22,7 @@ impl ConfigError {
     pub fn new(file: &Path, key: impl Into<String>, reason: impl Into<String>) -> Self {
         ConfigError {
             file: file.to_path_buf(),
-            key: abbreviate(&one_line(&key.into())),
+            key: shorten(&one_line(&key.into()), WORD_LIMIT),
             reason: abbreviate(&one_line(&reason.into())),
         }
     }
@@ -33,6 +33,36 @@ impl ConfigError {
 pub const WORD_LIMIT: usize = 200;
 /// The longest message, in characters.
 pub const MESSAGE_LIMIT: usize = 4000;
+
+/// `path` as a message shows it: control characters (a line break in a file name) escaped,
+/// so that one error stays one line.
+pub fn shown(path: &Path) -> String {
+    let text = path.display().to_string();
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        text
+    }
+}
+
+/// `text` whole if it has at most `limit` characters, else its first 60 and its length:
+/// a key is quoted once more in its reason, and is short in every grid file written by hand.
+pub fn shorten(text: &str, limit: usize) -> String {
+    let chars = text.chars().count();
+    if chars <= limit {
+        return text.to_string();
+    }
+    let prefix: String = text.chars().take(60).collect();
+    format!("{prefix}…({chars} characters)")
+}
 
 /// `text` on one line: the parsers' messages end in "\nin `key`", and an error is one
 /// line on stderr.
@@ -87,14 +117,14 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
 
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", shown(path))]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
 
-    #[error("{}: {reason}", path.display())]
+    #[error("{}: {reason}", shown(path))]
     Malformed { path: PathBuf, reason: String },
 
     /// A cell failed for a reason other than divergence (a bug or a bad setup): it is
@@ -131,7 +161,7 @@ impl Error {
     pub fn malformed(path: &Path, reason: impl Into<String>) -> Self {
         Error::Malformed {
             path: path.to_path_buf(),
-            reason: abbreviate(&reason.into()),
+            reason: abbreviate(&one_line(&reason.into())),
         }
     }
 }

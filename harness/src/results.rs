@@ -244,9 +244,23 @@ pub fn read_grid(dir: &Path, name: &str) -> Result<Option<GridResults>> {
     for extension in ["parquet", "csv"] {
         let path = dir.join(format!("{name}.{extension}"));
         if path.is_file() {
-            let tidy = tables::read_tidy(&path)?;
-            let cells = tables::cells_from_tidy(name, &tidy)
-                .map_err(|reason| Error::malformed(&path, reason))?;
+            // A table that cannot be read (a foreign notes.csv, a truncated file) is
+            // named as unreadable; the other grids of the directory are still read.
+            let read = tables::read_tidy(&path).and_then(|tidy| {
+                tables::cells_from_tidy(name, &tidy).map_err(|r| Error::malformed(&path, r))
+            });
+            let mut unreadable = unreadable;
+            let cells = match read {
+                Ok(cells) => cells,
+                Err(Error::Malformed { reason, .. }) => {
+                    unreadable.push((path.clone(), reason));
+                    Vec::new()
+                }
+                Err(e) => {
+                    unreadable.push((path.clone(), crate::error::one_line(&e.to_string())));
+                    Vec::new()
+                }
+            };
             return Ok(Some(GridResults {
                 grid: name.to_string(),
                 source: Source::Table(path),

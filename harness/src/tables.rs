@@ -181,10 +181,7 @@ pub fn check_no_loss(grid: &Grid, gathered: &Gathered, out: &Path) -> Result<()>
             .iter()
             .take(5)
             .map(|(path, _)| {
-                path.file_name().map_or_else(
-                    || path.display().to_string(),
-                    |n| n.to_string_lossy().into_owned(),
-                )
+                crate::error::shown(path.file_name().map_or(path.as_path(), Path::new))
             })
             .collect();
         let more = gathered.unreadable.len() - names.len();
