@@ -79,7 +79,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Characters of an input value that an error message quotes at most.
 const QUOTE_MAX_CHARS: usize = 60;
 
-/// `text` quoted and escaped as `{:?}` does, cut after [`QUOTE_MAX_CHARS`] escaped characters
+/// `text` quoted and escaped as `{:?}` does, cut after `QUOTE_MAX_CHARS` (60) escaped characters
 /// (then `…` and the full length): a megabyte field must not become a megabyte message,
 /// and a quoted newline must not break the message's single line.
 pub fn quote(text: &str) -> String {
@@ -116,6 +116,17 @@ impl Error {
             solver: solver.into(),
             reason: reason.into(),
         }
+    }
+}
+
+/// Moves an [`Error::InvalidParameter`] under another field name: `adam.lr` → `ddpg.critic_optimizer.lr`.
+pub(crate) fn rename_field(error: Error, prefix: &str, strip: &str) -> Error {
+    match error {
+        Error::InvalidParameter { field, reason } => Error::InvalidParameter {
+            field: format!("{prefix}.{}", field.strip_prefix(strip).unwrap_or(&field)),
+            reason,
+        },
+        other => other,
     }
 }
 

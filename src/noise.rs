@@ -203,10 +203,15 @@ impl ExplorationNoise {
     }
 
     /// Checks a process read from a checkpoint against the configured one.
-    pub(crate) fn check_restored(&self, config: &NoiseConfig, dim: usize) -> Result<()> {
+    pub(crate) fn check_restored(
+        &self,
+        field: &str,
+        config: &NoiseConfig,
+        dim: usize,
+    ) -> Result<()> {
         if &self.config != config || self.state.len() != dim {
             return Err(Error::invalid(
-                "checkpoint.noise",
+                field,
                 format!(
                     "process {:?} of dimension {} does not match the configured {config:?} of dimension {dim}",
                     self.config,

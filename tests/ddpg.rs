@@ -244,8 +244,8 @@ fn a_restored_checkpoint_continues_bit_for_bit() {
         assert_eq!(straight.replay(), resumed.replay());
         assert_eq!(straight.noise(), resumed.noise());
         assert_eq!(
-            straight.checkpoint().actor_adam.steps(),
-            resumed.checkpoint().actor_adam.steps()
+            straight.checkpoint().agent.actor_adam.steps(),
+            resumed.checkpoint().agent.actor_adam.steps()
         );
         assert_eq!(straight.to_json().unwrap(), resumed.to_json().unwrap());
     }
@@ -268,7 +268,7 @@ fn a_checkpoint_for_another_setup_is_rejected() {
     other.config.critic_hidden = vec![32, 16];
     assert!(matches!(
         Ddpg::restore(other, pendulum()),
-        Err(Error::InvalidParameter { field, .. }) if field == "checkpoint.critic"
+        Err(Error::InvalidParameter { field, .. }) if field == "checkpoint.agent.critic"
     ));
     let mut other = ddpg.checkpoint();
     other.config.buffer_size = 1000;

@@ -271,13 +271,13 @@ fn a_checkpoint_for_another_setup_is_rejected() {
     other.config.critic_hidden = vec![32, 16];
     assert!(matches!(
         Sac::restore(other, pendulum()),
-        Err(Error::InvalidParameter { field, .. }) if field == "checkpoint.critics[0]"
+        Err(Error::InvalidParameter { field, .. }) if field == "checkpoint.agent.critics[0]"
     ));
     let mut other = sac.checkpoint();
     other.config.twin_critics = false;
     assert!(matches!(
         Sac::restore(other, pendulum()),
-        Err(Error::InvalidParameter { field, .. }) if field == "checkpoint.critics"
+        Err(Error::InvalidParameter { field, .. }) if field == "checkpoint.agent.critics"
     ));
     let mut other = sac.checkpoint();
     other.config.temperature = Temperature::Fixed { beta: 0.1 };

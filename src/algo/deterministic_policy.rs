@@ -1,13 +1,8 @@
 //! What NFQCA and DDPG share: a deterministic policy d(s; w) and a critic q(s, a; θ),
 //! both MLPs, and the two gradient steps the chapter writes for them.
 //!
-//! * [`PolicyOutput`] and [`ActionMap`]: how the actor's output becomes an action. The
-//!   chapter's d(s; w) is any function of s ([`PolicyOutput::Linear`]: identity output,
-//!   the action is the output). In practice the output is often squashed by tanh into
-//!   [−1, 1]ᵐ and mapped affinely onto the action box ([`PolicyOutput::TanhScaled`]); the
-//!   critic, the replay buffer and the exploration noise then work in those normalized
-//!   coordinates, as Stable-Baselines3 does, and only the environment sees box units.
-//! * [`DeterministicPolicy`]: a snapshot of d(s; w) with its map, to act and to evaluate.
+//! * [`PolicyOutput`], [`ActionMap`] and [`DeterministicPolicy`] live in
+//!   [`crate::policy`] with the other policies, and are re-exported here.
 //! * `ActorCriticStep` (crate-private): the target `y = r + γ q(s', d(s'))`, the critic's
 //!   `fit` step (one Adam step on the mean squared error) and the actor's step (one Adam
 //!   step ascending `(1/b) Σᵢ q(sᵢ, d(sᵢ; w); θ)` through the critic's input gradient
@@ -15,122 +10,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::env::{ActionSpace, Env};
+pub(crate) use crate::error::rename_field;
 use crate::error::{Error, Result};
-use crate::eval::{evaluate_with, EvalSettings, Evaluation};
 use crate::nn::{mse_with_gradient, Activation, Adam, AdamConfig, Init, Mlp, MlpConfig, Workspace};
-use crate::rng::Rng;
-
-/// How the actor's output is turned into an action.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PolicyOutput {
-    /// The chapter's d(s; w): identity output layer, the output is the action.
-    #[default]
-    Linear,
-    /// tanh output layer in (−1, 1)ᵐ, mapped affinely onto the (finite) action box:
-    /// `a = low + (u + 1)(high − low)/2`. Actions are bounded by construction.
-    TanhScaled,
-}
-
-impl PolicyOutput {
-    /// The output activation of the actor network.
-    pub fn activation(self) -> Activation {
-        match self {
-            PolicyOutput::Linear => Activation::Identity,
-            PolicyOutput::TanhScaled => Activation::Tanh,
-        }
-    }
-}
-
-/// Between the policy's action coordinates ("agent actions", what the actor outputs and
-/// the critic takes) and the environment's.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ActionMap {
-    output: PolicyOutput,
-    low: Vec<f64>,
-    high: Vec<f64>,
-}
-
-impl ActionMap {
-    /// The map for `output` on `space`, which must be a box (finite for
-    /// [`PolicyOutput::TanhScaled`]); `field` names the setting in errors.
-    pub fn new(output: PolicyOutput, space: &ActionSpace, field: &str) -> Result<Self> {
-        let ActionSpace::Box { low, high } = space else {
-            return Err(Error::invalid(
-                field,
-                "deterministic policies need a continuous (box) action space, not an integer one",
-            ));
-        };
-        if output == PolicyOutput::TanhScaled {
-            let degenerate =
-                |i: &usize| !(low[*i].is_finite() && high[*i].is_finite() && low[*i] < high[*i]);
-            if let Some(i) = (0..low.len()).find(degenerate) {
-                return Err(Error::invalid(
-                    field,
-                    format!(
-                        "tanh scaling needs a finite, non-empty box, component {i} is [{}, {}]",
-                        low[i], high[i]
-                    ),
-                ));
-            }
-        }
-        Ok(ActionMap {
-            output,
-            low: low.clone(),
-            high: high.clone(),
-        })
-    }
-
-    pub fn output(&self) -> PolicyOutput {
-        self.output
-    }
-
-    pub fn dim(&self) -> usize {
-        self.low.len()
-    }
-
-    /// Bounds of component `i` in agent coordinates: the box for
-    /// [`PolicyOutput::Linear`], [−1, 1] for [`PolicyOutput::TanhScaled`].
-    pub fn agent_bounds(&self, i: usize) -> (f64, f64) {
-        match self.output {
-            PolicyOutput::Linear => (self.low[i], self.high[i]),
-            PolicyOutput::TanhScaled => (-1.0, 1.0),
-        }
-    }
-
-    /// Environment action for an agent action.
-    pub fn to_env(&self, agent: &[f64], env: &mut [f64]) {
-        match self.output {
-            PolicyOutput::Linear => env.copy_from_slice(agent),
-            PolicyOutput::TanhScaled => {
-                for (i, (e, &u)) in env.iter_mut().zip(agent).enumerate() {
-                    // Stable-Baselines3's `unscale_action`, same operations.
-                    *e = self.low[i] + 0.5 * (u + 1.0) * (self.high[i] - self.low[i]);
-                }
-            }
-        }
-    }
-
-    /// Agent action for an environment action (the inverse of [`ActionMap::to_env`]).
-    pub fn to_agent(&self, env: &[f64], agent: &mut [f64]) {
-        match self.output {
-            PolicyOutput::Linear => agent.copy_from_slice(env),
-            PolicyOutput::TanhScaled => {
-                for (i, (u, &e)) in agent.iter_mut().zip(env).enumerate() {
-                    *u = 2.0 * (e - self.low[i]) / (self.high[i] - self.low[i]) - 1.0;
-                }
-            }
-        }
-    }
-
-    /// Clips an agent action to the action box.
-    pub fn clip(&self, agent: &mut [f64]) {
-        for (i, u) in agent.iter_mut().enumerate() {
-            let (lo, hi) = self.agent_bounds(i);
-            *u = u.clamp(lo, hi);
-        }
-    }
-}
+pub use crate::policy::{ActionMap, DeterministicPolicy, PolicyOutput, PolicyWorkspace};
 
 /// The architecture shared by both algorithms' configurations.
 pub(crate) struct Networks<'a> {
@@ -207,102 +90,6 @@ pub(crate) fn validate_shared(
             .map_err(|error| rename_field(error, &format!("{prefix}.{name}"), "adam."))?;
     }
     Ok(())
-}
-
-/// Moves an [`Error::InvalidParameter`] under another field name: `adam.lr` → `ddpg.critic_optimizer.lr`.
-pub(crate) fn rename_field(error: Error, prefix: &str, strip: &str) -> Error {
-    match error {
-        Error::InvalidParameter { field, reason } => Error::InvalidParameter {
-            field: format!("{prefix}.{}", field.strip_prefix(strip).unwrap_or(&field)),
-            reason,
-        },
-        other => other,
-    }
-}
-
-/// A deterministic policy d(s; w) with the map to environment actions: a snapshot to act
-/// with and to evaluate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DeterministicPolicy {
-    actor: Mlp,
-    map: ActionMap,
-}
-
-/// Scratch for [`DeterministicPolicy::act`]: one observation row and its action.
-#[derive(Clone, Debug)]
-pub struct PolicyWorkspace {
-    network: Workspace,
-    agent_action: Vec<f64>,
-}
-
-impl DeterministicPolicy {
-    pub fn new(actor: Mlp, map: ActionMap) -> Result<Self> {
-        if actor.output_dim() != map.dim() {
-            return Err(Error::invalid(
-                "actor",
-                format!(
-                    "outputs {} values, the action space has {}",
-                    actor.output_dim(),
-                    map.dim()
-                ),
-            ));
-        }
-        Ok(DeterministicPolicy { actor, map })
-    }
-
-    /// For the algorithms, whose actor is built for their map.
-    pub(crate) fn from_parts(actor: &Mlp, map: &ActionMap) -> Self {
-        debug_assert_eq!(actor.output_dim(), map.dim());
-        DeterministicPolicy {
-            actor: actor.clone(),
-            map: map.clone(),
-        }
-    }
-
-    pub fn actor(&self) -> &Mlp {
-        &self.actor
-    }
-
-    pub fn action_map(&self) -> &ActionMap {
-        &self.map
-    }
-
-    pub fn workspace(&self) -> PolicyWorkspace {
-        PolicyWorkspace {
-            network: self.actor.workspace(1),
-            agent_action: vec![0.0; self.map.dim()],
-        }
-    }
-
-    /// Writes the environment action d(s; w) for `observation` into `action`.
-    pub fn act(
-        &self,
-        ws: &mut PolicyWorkspace,
-        observation: &[f32],
-        action: &mut [f64],
-    ) -> Result<()> {
-        let output = self.actor.forward(observation, &mut ws.network)?;
-        for (u, &y) in ws.agent_action.iter_mut().zip(output) {
-            *u = f64::from(y);
-        }
-        self.map.to_env(&ws.agent_action, action);
-        Ok(())
-    }
-
-    /// Evaluates the policy (no exploration noise) over seeded episodes, in parallel.
-    pub fn evaluate<F>(&self, make_env: F, settings: &EvalSettings) -> Result<Evaluation>
-    where
-        F: Fn() -> Result<Box<dyn Env>> + Sync,
-    {
-        evaluate_with(
-            make_env,
-            || self.workspace(),
-            |ws: &mut PolicyWorkspace, obs: &[f32], _: &mut Rng, action: &mut [f64]| {
-                self.act(ws, obs, action)
-            },
-            settings,
-        )
-    }
 }
 
 /// Buffers for the actor–critic gradient steps on minibatches of up to `capacity` rows.

@@ -10,6 +10,8 @@
 //! - [`smooth_fqi`]: FQI for the smooth Bellman equations (`fitted-q-iteration-explicit` with
 //!   `β log ∫ exp(q/β)` by quadrature in place of `maximize`), and [`sac`]: soft actor-critic
 //!   (section "Stochastic Policy Parameterization"; the chapter gives neither a pseudocode label).
+//! - [`online`]: the loop DDPG and SAC share (environment, replay buffer, warm-up, episodes,
+//!   checkpoints); each brings an [`online::Agent`] with its own `act` and `update`.
 
 pub mod amortized_fqi;
 pub mod ddpg;
@@ -18,6 +20,7 @@ pub mod deterministic_policy;
 pub mod fit;
 pub mod fqi;
 pub mod nfqca;
+pub mod online;
 pub mod sac;
 pub mod smooth_fqi;
 pub mod transitions;

@@ -37,6 +37,15 @@
 //! `(sᵢ, ãᵢ)` serves 3.4 and 3.5 (Haarnoja et al.'s algorithm updates ψ first; the chapter
 //! fixes no order).
 //!
+//! # Where each step is
+//! [`Sac`] is the online core ([`super::online`]) driving a [`SacAgent`]. The core takes
+//! step 2 and the sampling of step 3 (environment, replay buffer 𝓡, warm-up, episodes,
+//! checkpoints); the agent's `act` is step 1, and its `update` is step 3, one function
+//! per step: `draw_noise` (every ε and ε', in sequence), `sample_actions_and_targets`
+//! (3.1 and 3.2, concurrently), `TemperatureState::step` (automatic temperature),
+//! `fit_critics` (3.3), `min_q_at_sampled_actions` (minⱼ q at `(sᵢ, ãᵢ)`, shared by 3.4
+//! and 3.5), `fit_value` (3.4), `improve_policy` (3.5), `update_targets`.
+//!
 //! # The variant used in practice (each a setting of [`SacConfig`])
 //! * twin critics `q_θ₁, q_θ₂`, every `q_θ` above read as `minⱼ q_θⱼ` (`twin_critics`);
 //! * target networks `θ̄ⱼ ← τθⱼ + (1−τ)θ̄ⱼ` (or `ψ̄` for the value network) after every
@@ -71,20 +80,18 @@
 //! has sized the per-thread GEMM scratch. (Called from outside any pool, rayon's global
 //! job queue allocates a block every 63 parallel jobs.)
 
-use std::path::Path;
-
-use rand::{Rng as _, RngCore};
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use super::deterministic_policy::{rename_field, ActionMap, PolicyOutput};
+use super::online::{
+    agent_field, check_adam, check_network, restore_rng, Agent, AgentConfig, Checkpoint, Online,
+    OnlineSettings,
+};
 use crate::env::Env;
-use crate::error::{Error, Result};
-use crate::eval::{evaluate_with, EvalSettings, Evaluation};
-use crate::json;
+use crate::error::{rename_field, Error, Result};
 use crate::nn::{mse_with_gradient, Activation, Adam, AdamConfig, Init, Mlp, MlpConfig, Workspace};
-use crate::policy::{GaussianHead, LOG_STD_BOUNDS};
-use crate::replay::{Minibatch, ReplayBuffer, Transition};
+use crate::policy::{ActionMap, GaussianHead, PolicyOutput, LOG_STD_BOUNDS};
+use crate::replay::Minibatch;
 use crate::rng::{Rng, RngState, RunSeed};
 
 /// Where the regression target of step 3.2 gets the value of s'.
@@ -246,16 +253,7 @@ impl SacConfig {
                 format!("{} is not in [0, 1]", self.gamma),
             ));
         }
-        let at_least_one = [
-            ("buffer_size", self.buffer_size),
-            ("batch_size", self.batch_size),
-            ("updates_per_step", self.updates_per_step),
-        ];
-        for (field, value) in at_least_one {
-            if value == 0 {
-                return Err(Error::invalid(format!("sac.{field}"), "must be at least 1"));
-            }
-        }
+        AgentConfig::online(self).check("sac")?;
         let hidden = [
             ("policy_hidden", &self.policy_hidden),
             ("critic_hidden", &self.critic_hidden),
@@ -345,15 +343,26 @@ impl std::ops::Deref for ValidSacConfig {
     }
 }
 
-/// One finished episode of the training environment.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpisodeEnd {
-    /// Undiscounted return of the (stochastic) behaviour.
-    pub episode_return: f64,
-    pub length: usize,
-    /// Ended in a terminal state rather than by truncation.
-    pub terminated: bool,
+impl AgentConfig for SacConfig {
+    type Valid = ValidSacConfig;
+
+    fn check(&self) -> Result<ValidSacConfig> {
+        SacConfig::check(self)
+    }
+
+    fn online(&self) -> OnlineSettings {
+        OnlineSettings {
+            buffer_size: self.buffer_size,
+            batch_size: self.batch_size,
+            learning_starts: self.learning_starts,
+            random_actions_before_learning: self.random_actions_before_learning,
+            updates_per_step: self.updates_per_step,
+        }
+    }
 }
+
+pub use super::online::EpisodeEnd;
+pub use crate::policy::{GaussianPolicy, GaussianPolicyWorkspace};
 
 /// What one update (step 3) measured, before its parameter steps.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -371,165 +380,52 @@ pub struct SacUpdateStats {
 }
 
 /// What one iteration did.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StepReport {
-    /// Environment steps taken so far, this one included.
-    pub step: u64,
-    pub reward: f64,
-    /// Set when this step ended an episode (the environment has been reset since).
-    pub episode_end: Option<EpisodeEnd>,
-    /// The last update of this step, if it made any.
-    pub update: Option<SacUpdateStats>,
+pub type StepReport = super::online::StepReport<SacUpdateStats>;
+
+/// SAC driving one environment: [`Online`] (environment, replay buffer, warm-up,
+/// episodes, checkpoints) with a [`SacAgent`].
+pub type Sac = Online<SacAgent>;
+
+/// A SAC run frozen between two steps. Serialize it with serde (JSON through
+/// [`Online::to_json`]); [`Online::restore`] checks it and continues the run.
+pub type SacCheckpoint = Checkpoint<SacConfig, SacState>;
+
+/// SAC's own part: the policy d(·|s; φ), the critics q_θⱼ, the value network v_ψ, their
+/// targets and optimizers, the temperature, and the streams of ε.
+pub struct SacAgent {
+    config: ValidSacConfig,
+    /// d(·|s; φ): the network, its head and the map to environment actions.
+    policy: GaussianPolicy,
+    policy_adam: Adam,
+    /// q_θ₁ (and q_θ₂), with their targets if any.
+    critics: Vec<Approximator>,
+    /// v_ψ (and its target), for [`SoftTarget::ValueNetwork`].
+    value: Option<Approximator>,
+    temperature: TemperatureState,
+    /// ε of the actions taken in the environment (step 1).
+    act_rng: Rng,
+    /// ε and ε' of the updates (steps 3.1 and 3.2).
+    update_rng: Rng,
+    scratch: Scratch,
 }
 
-/// A Gaussian policy d(a|s; φ) with its map to environment actions: a snapshot to act
-/// with (its mean, or samples) and to evaluate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GaussianPolicy {
-    network: Mlp,
-    head: GaussianHead,
-    map: ActionMap,
-}
-
-/// Scratch for [`GaussianPolicy`]: one observation row and its action.
-#[derive(Clone, Debug)]
-pub struct GaussianPolicyWorkspace {
-    network: Workspace,
-    noise: Vec<f32>,
-    action: Vec<f32>,
-    log_prob: [f32; 1],
-    agent_action: Vec<f64>,
-}
-
-impl GaussianPolicy {
-    /// `network` maps observations to `2m` outputs ([`GaussianHead`]), `map` the head's
-    /// actions (in (−1, 1)ᵐ when squashed) to the environment's.
-    pub fn new(network: Mlp, head: GaussianHead, map: ActionMap) -> Result<Self> {
-        if network.output_dim() != head.output_dim() || head.action_dim() != map.dim() {
-            return Err(Error::invalid(
-                "gaussian_policy",
-                format!(
-                    "network outputs {}, the head reads {} for {} actions, the action space has {}",
-                    network.output_dim(),
-                    head.output_dim(),
-                    head.action_dim(),
-                    map.dim()
-                ),
-            ));
-        }
-        Ok(GaussianPolicy { network, head, map })
-    }
-
-    pub fn network(&self) -> &Mlp {
-        &self.network
-    }
-
-    pub fn head(&self) -> &GaussianHead {
-        &self.head
-    }
-
-    pub fn action_map(&self) -> &ActionMap {
-        &self.map
-    }
-
-    pub fn workspace(&self) -> GaussianPolicyWorkspace {
-        let m = self.head.action_dim();
-        GaussianPolicyWorkspace {
-            network: self.network.workspace(1),
-            noise: vec![0.0; m],
-            action: vec![0.0; m],
-            log_prob: [0.0],
-            agent_action: vec![0.0; m],
-        }
-    }
-
-    /// The Gaussian's mean μ_φ(s) and standard deviation σ_φ(s) (clamped) before any
-    /// squashing, per component.
-    pub fn distribution(
-        &self,
-        ws: &mut GaussianPolicyWorkspace,
-        observation: &[f32],
-        mean: &mut [f64],
-        std: &mut [f64],
-    ) -> Result<()> {
-        let m = self.head.action_dim();
-        let output = self.network.forward(observation, &mut ws.network)?;
-        let (low, high) = self.head.log_std_bounds();
-        for i in 0..m {
-            mean[i] = f64::from(output[i]);
-            std[i] = f64::from(output[m + i]).clamp(low, high).exp();
-        }
-        Ok(())
-    }
-
-    /// The deterministic environment action: the mean (or `tanh` of it) mapped to the box.
-    pub fn act(
-        &self,
-        ws: &mut GaussianPolicyWorkspace,
-        observation: &[f32],
-        action: &mut [f64],
-    ) -> Result<()> {
-        let output = self.network.forward(observation, &mut ws.network)?;
-        self.head.mean_action(output, &mut ws.action)?;
-        self.to_env(ws, action);
-        Ok(())
-    }
-
-    /// An environment action sampled from d(·|s; φ) with noise from `rng`.
-    pub fn sample(
-        &self,
-        ws: &mut GaussianPolicyWorkspace,
-        observation: &[f32],
-        rng: &mut Rng,
-        action: &mut [f64],
-    ) -> Result<()> {
-        for e in ws.noise.iter_mut() {
-            *e = StandardNormal.sample(rng);
-        }
-        let output = self.network.forward(observation, &mut ws.network)?;
-        self.head
-            .sample(output, &ws.noise, &mut ws.action, &mut ws.log_prob)?;
-        self.to_env(ws, action);
-        Ok(())
-    }
-
-    fn to_env(&self, ws: &mut GaussianPolicyWorkspace, action: &mut [f64]) {
-        for (u, &a) in ws.agent_action.iter_mut().zip(&ws.action) {
-            *u = f64::from(a);
-        }
-        self.map.to_env(&ws.agent_action, action);
-    }
-
-    /// Evaluates the deterministic policy (the mean action) over seeded episodes, in
-    /// parallel.
-    pub fn evaluate<F>(&self, make_env: F, settings: &EvalSettings) -> Result<Evaluation>
-    where
-        F: Fn() -> Result<Box<dyn Env>> + Sync,
-    {
-        evaluate_with(
-            make_env,
-            || self.workspace(),
-            |ws: &mut GaussianPolicyWorkspace, obs: &[f32], _: &mut Rng, action: &mut [f64]| {
-                self.act(ws, obs, action)
-            },
-            settings,
-        )
-    }
-
-    /// Evaluates the stochastic policy, each episode sampling from its own stream.
-    pub fn evaluate_stochastic<F>(&self, make_env: F, settings: &EvalSettings) -> Result<Evaluation>
-    where
-        F: Fn() -> Result<Box<dyn Env>> + Sync,
-    {
-        evaluate_with(
-            make_env,
-            || self.workspace(),
-            |ws: &mut GaussianPolicyWorkspace, obs: &[f32], rng: &mut Rng, action: &mut [f64]| {
-                self.sample(ws, obs, rng, action)
-            },
-            settings,
-        )
-    }
+/// SAC's part of a [`SacCheckpoint`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SacState {
+    pub policy: Mlp,
+    pub policy_adam: Adam,
+    pub critics: Vec<Mlp>,
+    pub critic_targets: Vec<Mlp>,
+    pub critic_adams: Vec<Adam>,
+    pub value: Option<Mlp>,
+    pub value_target: Option<Mlp>,
+    pub value_adam: Option<Adam>,
+    /// log β (the fixed temperature's, or the learned one's).
+    pub log_beta: f32,
+    pub temperature_adam: Option<Adam>,
+    pub act_rng: RngState,
+    pub update_rng: RngState,
 }
 
 /// One approximator being fitted — a critic q_θⱼ or the value network v_ψ — with its
@@ -630,52 +526,63 @@ impl TemperatureState {
     fn beta(&self) -> f32 {
         self.log_beta[0].exp()
     }
-}
 
-/// One random stream per consumer, so that none shifts another's numbers.
-#[derive(Clone, Debug)]
-struct Streams {
-    /// ε of the actions taken in the environment (step 1).
-    act: Rng,
-    /// ε and ε' of the updates (steps 3.1 and 3.2).
-    update: Rng,
-    replay: Rng,
-    /// Seeds of the environment's resets.
-    reset: Rng,
-    /// Uniform actions before learning starts.
-    warmup: Rng,
-}
-
-impl Streams {
-    fn new(seed: RunSeed) -> Self {
-        Streams {
-            act: seed.stream("sac-act"),
-            update: seed.stream("sac-update"),
-            replay: seed.stream("sac-replay"),
-            reset: seed.stream("sac-reset"),
-            warmup: seed.stream("sac-warmup"),
+    /// Automatic temperature: one Adam step on `−log β·(mean log d + H̄)`, the mean over
+    /// step 3.1's actions. A fixed temperature does not move.
+    fn step(&mut self, mean_log_prob: f64) -> Result<()> {
+        if let Some(adam) = &mut self.adam {
+            let grad = -(mean_log_prob + f64::from(self.target_entropy)) as f32;
+            adam.step(&mut self.log_beta, &[grad])?;
         }
+        Ok(())
+    }
+}
+
+/// Actions sampled from the policy at a minibatch of states, `f_φ(s, ε)` with their
+/// log-densities, and the forward pass that produced them.
+struct SampledActions {
+    ws: Workspace,
+    /// ε (b × m).
+    noise: Vec<f32>,
+    actions: Vec<f32>,
+    log_probs: Vec<f32>,
+}
+
+impl SampledActions {
+    fn new(policy: &GaussianPolicy, batch: usize) -> Self {
+        let m = policy.head().action_dim();
+        SampledActions {
+            ws: policy.network().workspace(batch),
+            noise: vec![0.0; batch * m],
+            actions: vec![0.0; batch * m],
+            log_probs: vec![0.0; batch],
+        }
+    }
+
+    /// ε ~ N(0, I) for every row, from `rng`.
+    fn draw_noise(&mut self, rng: &mut Rng) {
+        for e in self.noise.iter_mut() {
+            *e = StandardNormal.sample(rng);
+        }
+    }
+
+    /// `aᵢ = f_φ(sᵢ, εᵢ)` and `log d(aᵢ|sᵢ; φ)` for the rows of `states`.
+    fn sample(&mut self, policy: &GaussianPolicy, states: &[f32]) -> Result<()> {
+        let output = policy.network().forward(states, &mut self.ws)?;
+        policy
+            .head()
+            .sample(output, &self.noise, &mut self.actions, &mut self.log_probs)
     }
 }
 
 /// Buffers allocated once; nothing here is state that a checkpoint must keep.
 struct Scratch {
-    next_observation: Vec<f32>,
+    /// Step 1's action.
     act: GaussianPolicyWorkspace,
-    agent_action_f32: Vec<f32>,
-    env_action: Vec<f64>,
-    batch: Minibatch,
-    /// The policy's forward pass at sᵢ, kept from step 3.1 to 3.5, and at s'ᵢ.
-    policy_ws: Workspace,
-    policy_next_ws: Workspace,
-    /// ε (b × m) and ε' (b × m).
-    noise: Vec<f32>,
-    next_noise: Vec<f32>,
-    /// ãᵢ, log d(ãᵢ|sᵢ), a'ᵢ, log d(a'ᵢ|s'ᵢ).
-    actions: Vec<f32>,
-    log_probs: Vec<f32>,
-    next_actions: Vec<f32>,
-    next_log_probs: Vec<f32>,
+    /// Step 3.1's ãᵢ at sᵢ, the forward pass kept for 3.5.
+    current: SampledActions,
+    /// Step 3.2's a'ᵢ at s'ᵢ ([`SoftTarget::Sampled`]).
+    next: SampledActions,
     /// `[s, a]` rows for the critics.
     pairs: Vec<f32>,
     /// yᵢ of step 3.2, minⱼ q at (sᵢ, ãᵢ), the value targets of step 3.4.
@@ -691,22 +598,11 @@ struct Scratch {
 
 impl Scratch {
     fn new(policy: &GaussianPolicy, obs_dim: usize, batch: usize) -> Self {
-        let m = policy.head.action_dim();
-        let net = &policy.network;
+        let m = policy.head().action_dim();
         Scratch {
-            next_observation: vec![0.0; obs_dim],
             act: policy.workspace(),
-            agent_action_f32: vec![0.0; m],
-            env_action: vec![0.0; m],
-            batch: Minibatch::new(obs_dim, m, batch),
-            policy_ws: net.workspace(batch),
-            policy_next_ws: net.workspace(batch),
-            noise: vec![0.0; batch * m],
-            next_noise: vec![0.0; batch * m],
-            actions: vec![0.0; batch * m],
-            log_probs: vec![0.0; batch],
-            next_actions: vec![0.0; batch * m],
-            next_log_probs: vec![0.0; batch],
+            current: SampledActions::new(policy, batch),
+            next: SampledActions::new(policy, batch),
             pairs: vec![0.0; batch * (obs_dim + m)],
             targets: vec![0.0; batch],
             min_q: vec![0.0; batch],
@@ -714,7 +610,7 @@ impl Scratch {
             grad_actions: vec![0.0; batch * m],
             grad_log_probs: vec![0.0; batch],
             grad_policy_output: vec![0.0; batch * 2 * m],
-            policy_grads: net.zero_grads(),
+            policy_grads: policy.network().zero_grads(),
         }
     }
 }
@@ -768,41 +664,32 @@ impl Architectures {
     }
 }
 
-/// SAC's networks, buffers and streams, driving one environment.
-pub struct Sac {
-    config: ValidSacConfig,
-    env: Box<dyn Env>,
-    /// d(·|s; φ): the network, its head and the map to environment actions.
-    policy: GaussianPolicy,
-    policy_adam: Adam,
-    /// q_θ₁ (and q_θ₂), with their targets if any.
-    critics: Vec<Approximator>,
-    /// v_ψ (and its target), for [`SoftTarget::ValueNetwork`].
-    value: Option<Approximator>,
-    temperature: TemperatureState,
-    replay: ReplayBuffer,
-    streams: Streams,
-    /// The current state s as observed, and its episode so far.
-    observation: Vec<f32>,
-    episode_return: f64,
-    episode_length: usize,
-    steps: u64,
-    updates: u64,
-    episodes: u64,
-    scratch: Scratch,
+fn action_map(config: &SacConfig, env: &dyn Env) -> Result<ActionMap> {
+    let output = if config.squash {
+        PolicyOutput::TanhScaled
+    } else {
+        PolicyOutput::Linear
+    };
+    ActionMap::new(output, env.action_space(), "sac.squash")
 }
 
-impl Sac {
-    /// Initializes φ, θⱼ and ψ from `seed` (targets as copies), allocates the replay buffer
-    /// and every buffer, and resets `env`. Errors: an action space that is not a box, or
-    /// not a finite one where the configuration needs it (squashing, uniform warm-up).
-    pub fn new(config: &ValidSacConfig, env: Box<dyn Env>, seed: RunSeed) -> Result<Self> {
-        let output = if config.squash {
-            PolicyOutput::TanhScaled
-        } else {
-            PolicyOutput::Linear
-        };
-        let map = ActionMap::new(output, env.action_space(), "sac.squash")?;
+fn numerical(step: u64, reason: String) -> Error {
+    Error::Numerical {
+        context: format!("sac step {step}"),
+        reason,
+    }
+}
+
+impl Agent for SacAgent {
+    const NAME: &'static str = "sac";
+    type Config = SacConfig;
+    type Stats = SacUpdateStats;
+    type State = SacState;
+
+    /// Initializes φ, θⱼ and ψ from `seed` (targets as copies) and every buffer. Errors:
+    /// an action space that is not a box, or not a finite one where squashing needs it.
+    fn new(config: &ValidSacConfig, env: &dyn Env, seed: RunSeed) -> Result<Self> {
+        let map = action_map(config, env)?;
         let (obs_dim, m) = (env.observation_dim(), map.dim());
         let architectures = Architectures::new(config, obs_dim, m);
         let head = GaussianHead::new(m, config.squash, config.log_std_bounds)?;
@@ -846,330 +733,63 @@ impl Sac {
                 target_entropy: target_entropy.unwrap_or(-(m as f64)) as f32,
             },
         };
-        let mut sac = Sac {
-            policy_adam: Adam::new(config.policy_optimizer, policy.network.num_params())?,
-            replay: ReplayBuffer::new(obs_dim, m, config.buffer_size)?,
-            streams: Streams::new(seed),
-            observation: vec![0.0; obs_dim],
-            episode_return: 0.0,
-            episode_length: 0,
-            steps: 0,
-            updates: 0,
-            episodes: 0,
+        Ok(SacAgent {
+            policy_adam: Adam::new(config.policy_optimizer, policy.network().num_params())?,
+            act_rng: seed.stream("sac-act"),
+            update_rng: seed.stream("sac-update"),
             scratch: Scratch::new(&policy, obs_dim, batch),
             config: config.clone(),
-            env,
             policy,
             critics,
             value,
             temperature,
-        };
-        sac.check_uniform_warmup()?;
-        sac.replay.reserve_sample(batch);
-        sac.start_episode();
-        Ok(sac)
+        })
     }
 
-    fn check_uniform_warmup(&self) -> Result<()> {
-        if self.config.random_actions_before_learning && self.config.learning_starts > 0 {
-            let map = &self.policy.map;
-            for i in 0..map.dim() {
-                let (lo, hi) = map.agent_bounds(i);
-                if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-                    return Err(Error::invalid(
-                        "sac.random_actions_before_learning",
-                        format!("uniform actions need a finite box, component {i} is [{lo}, {hi}]"),
-                    ));
-                }
-            }
+    fn config(&self) -> &ValidSacConfig {
+        &self.config
+    }
+
+    fn action_map(&self) -> &ActionMap {
+        self.policy.action_map()
+    }
+
+    /// Step 1: act `a = f_φ(s, ε)`, ε from the `sac-act` stream (during warm-up, the
+    /// uniform draw already in `action`).
+    fn act(&mut self, observation: &[f32], warming_up: bool, action: &mut [f64]) -> Result<()> {
+        if !warming_up {
+            self.policy.sample_agent_action(
+                &mut self.scratch.act,
+                observation,
+                &mut self.act_rng,
+                action,
+            )?;
         }
         Ok(())
     }
 
-    fn start_episode(&mut self) {
-        let seed = self.streams.reset.next_u64();
-        self.env.reset_into(Some(seed), &mut self.observation);
-        self.episode_return = 0.0;
-        self.episode_length = 0;
-    }
-
-    /// One pass of the `while training` loop: an environment step, then
-    /// `updates_per_step` updates once more than `learning_starts` steps have been taken.
-    pub fn step(&mut self) -> Result<StepReport> {
-        let learning_starts = self.config.learning_starts as u64;
-        let scratch = &mut self.scratch;
-        let map = &self.policy.map;
-
-        // 1: observe s, act a = f_φ(s, ε) (uniform in the box during warm-up).
-        if self.config.random_actions_before_learning && self.steps < learning_starts {
-            for (i, u) in scratch.act.agent_action.iter_mut().enumerate() {
-                let (lo, hi) = map.agent_bounds(i);
-                *u = self.streams.warmup.gen_range(lo..=hi);
-            }
-        } else {
-            let ws = &mut scratch.act;
-            for e in ws.noise.iter_mut() {
-                *e = StandardNormal.sample(&mut self.streams.act);
-            }
-            let output = self
-                .policy
-                .network
-                .forward(&self.observation, &mut ws.network)?;
-            self.policy
-                .head
-                .sample(output, &ws.noise, &mut ws.action, &mut ws.log_prob)?;
-            for (u, &a) in ws.agent_action.iter_mut().zip(&ws.action) {
-                *u = f64::from(a);
-            }
-        }
-        map.to_env(&scratch.act.agent_action, &mut scratch.env_action);
-
-        // 2: execute a, observe r and s', store (s, a, r, s') in 𝓡.
-        let outcome = self
-            .env
-            .step_into(&scratch.env_action, &mut scratch.next_observation)?;
-        self.steps += 1;
-        if !outcome.reward.is_finite() {
-            return Err(Error::Numerical {
-                context: format!("sac step {}", self.steps),
-                reason: format!("{} returned reward {}", self.env.id(), outcome.reward),
-            });
-        }
-        for (a, &u) in scratch
-            .agent_action_f32
-            .iter_mut()
-            .zip(&scratch.act.agent_action)
-        {
-            *a = u as f32;
-        }
-        self.replay.push(Transition {
-            observation: &self.observation,
-            action: &scratch.agent_action_f32,
-            reward: outcome.reward as f32,
-            next_observation: &scratch.next_observation,
-            terminal: outcome.terminated,
-        })?;
-        self.episode_return += outcome.reward;
-        self.episode_length += 1;
-        let episode_end = if outcome.terminated || outcome.truncated {
-            let end = EpisodeEnd {
-                episode_return: self.episode_return,
-                length: self.episode_length,
-                terminated: outcome.terminated,
-            };
-            self.episodes += 1;
-            self.start_episode();
-            Some(end)
-        } else {
-            std::mem::swap(&mut self.observation, &mut self.scratch.next_observation);
-            None
-        };
-
-        // 3: the updates.
-        let mut update = None;
-        if self.steps > learning_starts {
-            for _ in 0..self.config.updates_per_step {
-                update = Some(self.update()?);
-            }
-        }
-        Ok(StepReport {
-            step: self.steps,
-            reward: outcome.reward,
-            episode_end,
-            update,
-        })
-    }
-
-    /// Step 3: one update of the temperature, the critics, the value network, the policy
-    /// and the targets.
-    fn update(&mut self) -> Result<SacUpdateStats> {
-        let Sac {
-            config,
-            policy,
-            policy_adam,
-            critics,
-            value,
-            temperature,
-            replay,
-            streams,
-            scratch: s,
-            steps,
-            ..
-        } = self;
-        let step = *steps;
-        let numerical = |reason: String| Error::Numerical {
-            context: format!("sac step {step}"),
-            reason,
-        };
-        let (b, m) = (config.batch_size, policy.head.action_dim());
-        let sampled_target = config.target == SoftTarget::Sampled;
-
-        // 3: a minibatch of b transitions, and every ε this update needs.
-        replay.sample_into(&mut streams.replay, b, &mut s.batch)?;
-        for e in s.noise.iter_mut() {
-            *e = StandardNormal.sample(&mut streams.update);
-        }
-        if sampled_target {
-            for e in s.next_noise.iter_mut() {
-                *e = StandardNormal.sample(&mut streams.update);
-            }
-        }
-        let batch = &s.batch;
-
-        // 3.1 and 3.2 read the same φ and write disjoint buffers: they run concurrently.
-        // 3.1: ãᵢ = f_φ(sᵢ, εᵢ) and log d(ãᵢ|sᵢ; φ), keeping the forward pass for 3.5.
-        // 3.2: yᵢ = rᵢ + γ(1 − terminalᵢ)·V(s'ᵢ), with β from before this update's
-        // temperature step.
-        let beta = temperature.beta();
-        let gamma = config.gamma as f32;
-        let policy_ref = &*policy;
-        let (current, next) = rayon::join(
-            || {
-                let output = policy_ref
-                    .network
-                    .forward(batch.observations(), &mut s.policy_ws)?;
-                policy_ref
-                    .head
-                    .sample(output, &s.noise, &mut s.actions, &mut s.log_probs)
-            },
-            || {
-                let next = NextState {
-                    batch,
-                    noise: &s.next_noise,
-                    ws: &mut s.policy_next_ws,
-                    actions: &mut s.next_actions,
-                    log_probs: &mut s.next_log_probs,
-                    pairs: &mut s.pairs,
-                };
-                soft_targets(
-                    policy_ref,
-                    critics,
-                    value.as_mut(),
-                    next,
-                    gamma,
-                    beta,
-                    &mut s.targets,
-                )
-            },
-        );
-        current?;
-        next?;
-        if let Some(i) = s.targets.iter().position(|y| !y.is_finite()) {
-            return Err(numerical(format!(
-                "target y of row {i} is {}",
-                s.targets[i]
-            )));
-        }
-        let mean_log_prob = s.log_probs.iter().map(|&l| f64::from(l)).sum::<f64>() / b as f64;
-        if !mean_log_prob.is_finite() {
-            return Err(numerical(format!("mean log-density is {mean_log_prob}")));
-        }
-
-        // Automatic temperature: one Adam step on −log β·(mean log d + H̄).
-        if let Some(adam) = &mut temperature.adam {
-            let grad = -(mean_log_prob + f64::from(temperature.target_entropy)) as f32;
-            adam.step(&mut temperature.log_beta, &[grad])?;
-        }
-
-        // 3.3: each θⱼ: one Adam step on ½(1/b) Σᵢ (q_θⱼ(sᵢ, aᵢ) − yᵢ)².
-        let pairs = pair(&mut s.pairs, batch.observations(), batch.actions(), m);
-        let targets = &s.targets;
-        let losses = collect(each_critic(critics, |c| {
-            c.fit(pairs, targets, "critic", step)
-        }))?;
-        let critic_loss = 0.5 * losses.iter().flatten().sum::<f64>();
-
+    /// Step 3 on the minibatch the core sampled: the temperature, the critics, the value
+    /// network, the policy and the targets.
+    fn update(&mut self, batch: &Minibatch, _: u64, step: u64) -> Result<SacUpdateStats> {
+        // The whole update uses β from before its temperature step.
+        let beta = self.temperature.beta();
+        // 3: every ε this update needs, drawn in sequence before any parallel work.
+        self.draw_noise();
+        // 3.1: ãᵢ = f_φ(sᵢ, εᵢ), log d(ãᵢ|sᵢ; φ); 3.2: yᵢ.
+        self.sample_actions_and_targets(batch, beta, step)?;
+        let mean_log_prob = self.mean_log_prob(step)?;
+        // Automatic temperature.
+        self.temperature.step(mean_log_prob)?;
+        // 3.3: each θⱼ.
+        let critic_loss = self.fit_critics(batch, step)?;
         // minⱼ q_θⱼ(sᵢ, ãᵢ) with the critics just fitted, for 3.4 and 3.5.
-        let pairs = pair(&mut s.pairs, batch.observations(), &s.actions, m);
-        collect(each_critic(critics, |c| {
-            c.net.forward(pairs, &mut c.ws).map(|_| ())
-        }))?;
-        min_output(critics, &mut s.min_q);
-
-        // 3.4: ψ: one Adam step on ½(1/b) Σᵢ (v_ψ(sᵢ) − [minⱼ q(sᵢ, ãᵢ) − β log d(ãᵢ|sᵢ)])².
-        let value_loss = match value.as_mut() {
-            Some(value) => {
-                for ((t, &q), &log_prob) in
-                    s.value_targets.iter_mut().zip(&s.min_q).zip(&s.log_probs)
-                {
-                    *t = q - beta * log_prob;
-                }
-                Some(value.fit(batch.observations(), &s.value_targets, "value", step)?)
-            }
-            None => None,
-        };
-
-        // 3.5: φ: one Adam step on L = c_d·(1/b) Σᵢ log d(ãᵢ|sᵢ) − c_q·(1/b) Σᵢ minⱼ q(sᵢ, ãᵢ),
-        // (c_d, c_q) = (1, 1/β) for a fixed β (the chapter's objective), (β, 1) for an
-        // automatic one (Stable-Baselines3's).
-        let (c_log_prob, c_q) = match temperature.adam {
-            None => (1.0, 1.0 / beta),
-            Some(_) => (beta, 1.0),
-        };
-        let policy_loss = s
-            .log_probs
-            .iter()
-            .zip(&s.min_q)
-            .map(|(&l, &q)| f64::from(beta) * f64::from(l) - f64::from(q))
-            .sum::<f64>()
-            / b as f64;
-        if !policy_loss.is_finite() {
-            return Err(numerical(format!("policy loss is {policy_loss}")));
-        }
-        // ∂L/∂qⱼ(sᵢ, ãᵢ) = −c_q/b for the critic attaining the minimum (the first on ties).
-        let critic_count = critics.len();
-        let grad_q = -c_q / b as f32;
-        for i in 0..b {
-            let q0 = critics[0].ws.output()[i];
-            let first = critic_count == 1 || q0 <= critics[1].ws.output()[i];
-            critics[0].output_grad[i] = if first { grad_q } else { 0.0 };
-            if critic_count == 2 {
-                critics[1].output_grad[i] = if first { 0.0 } else { grad_q };
-            }
-        }
-        collect(each_critic(critics, |c| {
-            let rows = c.output_grad.len();
-            c.net
-                .input_gradient(&mut c.ws, &c.output_grad[..rows], &mut c.input_grad)
-        }))?;
-        // ∂L/∂ãᵢ: the action columns of the critics' input gradients.
-        let o = batch.observations().len() / b;
-        for (i, g) in s.grad_actions.chunks_exact_mut(m).enumerate() {
-            let row = i * (o + m) + o;
-            g.copy_from_slice(&critics[0].input_grad[row..row + m]);
-            if critic_count == 2 {
-                for (g, &h) in g.iter_mut().zip(&critics[1].input_grad[row..row + m]) {
-                    *g += h;
-                }
-            }
-        }
-        s.grad_log_probs.fill(c_log_prob / b as f32);
-        policy.head.backward(
-            s.policy_ws.output(),
-            &s.noise,
-            &s.grad_actions,
-            &s.grad_log_probs,
-            &mut s.grad_policy_output,
-        )?;
-        s.policy_grads.fill(0.0);
-        policy.network.backward(
-            &mut s.policy_ws,
-            &s.grad_policy_output,
-            &mut s.policy_grads,
-            None,
-        )?;
-        policy_adam.step(policy.network.params_mut(), &s.policy_grads)?;
-
-        // Targets: θ̄ⱼ ← τθⱼ + (1 − τ)θ̄ⱼ, or ψ̄ ← τψ + (1 − τ)ψ̄.
-        if let Some(tau) = config.target_tau {
-            for critic in critics.iter_mut() {
-                critic.update_target(tau)?;
-            }
-            if let Some(value) = value.as_mut() {
-                value.update_target(tau)?;
-            }
-        }
-        self.updates += 1;
+        self.min_q_at_sampled_actions(batch)?;
+        // 3.4: ψ.
+        let value_loss = self.fit_value(batch, beta, step)?;
+        // 3.5: φ.
+        let policy_loss = self.improve_policy(batch, beta, step)?;
+        // Targets.
+        self.update_targets()?;
         Ok(SacUpdateStats {
             critic_loss,
             value_loss,
@@ -1179,87 +799,9 @@ impl Sac {
         })
     }
 
-    /// Takes `steps` steps, handing every report to `observe` (which may evaluate, log or
-    /// checkpoint through the `&Sac` it receives, and stops the run by returning an error).
-    pub fn run<F>(&mut self, steps: u64, mut observe: F) -> Result<()>
-    where
-        F: FnMut(&Sac, &StepReport) -> Result<()>,
-    {
-        for _ in 0..steps {
-            let report = self.step()?;
-            observe(self, &report)?;
-        }
-        Ok(())
-    }
-
-    pub fn config(&self) -> &ValidSacConfig {
-        &self.config
-    }
-
-    /// The current policy d(·|s; φ), to act with, inspect and evaluate (clone it to keep
-    /// a snapshot).
-    pub fn policy(&self) -> &GaussianPolicy {
-        &self.policy
-    }
-
-    /// Critic `j` (0, or 0 and 1 with twin critics).
-    pub fn critic(&self, j: usize) -> Option<&Mlp> {
-        self.critics.get(j).map(|c| &c.net)
-    }
-
-    /// The target copy of critic `j`, if step 3.2 reads target critics.
-    pub fn critic_target(&self, j: usize) -> Option<&Mlp> {
-        self.critics.get(j).and_then(|c| c.target.as_ref())
-    }
-
-    /// v_ψ, with [`SoftTarget::ValueNetwork`].
-    pub fn value(&self) -> Option<&Mlp> {
-        self.value.as_ref().map(|v| &v.net)
-    }
-
-    /// v_ψ̄, with [`SoftTarget::ValueNetwork`] and target networks.
-    pub fn value_target(&self) -> Option<&Mlp> {
-        self.value.as_ref().and_then(|v| v.target.as_ref())
-    }
-
-    /// The temperature β the next update will use.
-    pub fn beta(&self) -> f64 {
-        f64::from(self.temperature.beta())
-    }
-
-    pub fn replay(&self) -> &ReplayBuffer {
-        &self.replay
-    }
-
-    pub fn env(&self) -> &dyn Env {
-        self.env.as_ref()
-    }
-
-    /// Environment steps taken.
-    pub fn steps(&self) -> u64 {
-        self.steps
-    }
-
-    /// Updates made.
-    pub fn updates(&self) -> u64 {
-        self.updates
-    }
-
-    /// Episodes finished.
-    pub fn episodes(&self) -> u64 {
-        self.episodes
-    }
-
-    /// Everything that determines the rest of the run.
-    pub fn checkpoint(&self) -> SacCheckpoint {
-        SacCheckpoint {
-            config: self.config.0.clone(),
-            env_id: self.env.id().to_string(),
-            env_state: self.env.state().to_vec(),
-            observation: self.observation.clone(),
-            episode_return: self.episode_return,
-            episode_length: self.episode_length,
-            policy: self.policy.network.clone(),
+    fn state(&self) -> SacState {
+        SacState {
+            policy: self.policy.network().clone(),
             policy_adam: self.policy_adam.clone(),
             critics: self.critics.iter().map(|c| c.net.clone()).collect(),
             critic_targets: self
@@ -1273,40 +815,17 @@ impl Sac {
             value_adam: self.value.as_ref().map(|v| v.adam.clone()),
             log_beta: self.temperature.log_beta[0],
             temperature_adam: self.temperature.adam.clone(),
-            replay: self.replay.clone(),
-            act_rng: RngState::capture(&self.streams.act),
-            update_rng: RngState::capture(&self.streams.update),
-            replay_rng: RngState::capture(&self.streams.replay),
-            reset_rng: RngState::capture(&self.streams.reset),
-            warmup_rng: RngState::capture(&self.streams.warmup),
-            steps: self.steps,
-            updates: self.updates,
-            episodes: self.episodes,
+            act_rng: RngState::capture(&self.act_rng),
+            update_rng: RngState::capture(&self.update_rng),
         }
     }
 
-    /// Continues a checkpointed run on `env` (an environment of the same id, which is put
-    /// in the saved state). The configuration is checked again, and every saved piece
-    /// against it.
-    pub fn restore(checkpoint: SacCheckpoint, mut env: Box<dyn Env>) -> Result<Self> {
-        let c = checkpoint;
-        let config = c.config.check()?;
-        if env.id() != c.env_id {
-            return Err(Error::invalid(
-                "checkpoint.env_id",
-                format!("saved on {:?}, restored on {:?}", c.env_id, env.id()),
-            ));
-        }
-        let output = if config.squash {
-            PolicyOutput::TanhScaled
-        } else {
-            PolicyOutput::Linear
-        };
-        let map = ActionMap::new(output, env.action_space(), "sac.squash")?;
+    fn restore(config: ValidSacConfig, state: SacState, env: &dyn Env) -> Result<Self> {
+        let c = state;
+        let map = action_map(&config, env)?;
         let (obs_dim, m) = (env.observation_dim(), map.dim());
         let architectures = Architectures::new(&config, obs_dim, m);
-        let invalid =
-            |field: &str, reason: &str| Error::invalid(format!("checkpoint.{field}"), reason);
+        let invalid = |field: &str, reason: &str| Error::invalid(agent_field(field), reason);
 
         check_network("policy", &c.policy, &architectures.policy)?;
         check_adam(
@@ -1399,146 +918,295 @@ impl Sac {
                 ))
             }
         };
-        if c.replay.capacity() != config.buffer_size
-            || c.replay.obs_dim() != obs_dim
-            || c.replay.action_dim() != m
-        {
-            return Err(invalid(
-                "replay",
-                "buffer does not match the configuration or the environment",
-            ));
-        }
-        if c.observation.len() != obs_dim {
-            return Err(invalid("observation", "does not match the environment"));
-        }
-        env.set_state(&c.env_state, c.episode_length)
-            .map_err(|e| rename_field(e, "checkpoint", ""))?;
-        let restore = |state: &RngState, field: &str| {
-            state
-                .restore()
-                .map_err(|e| rename_field(e, &format!("checkpoint.{field}"), "rng."))
-        };
-        let streams = Streams {
-            act: restore(&c.act_rng, "act_rng")?,
-            update: restore(&c.update_rng, "update_rng")?,
-            replay: restore(&c.replay_rng, "replay_rng")?,
-            reset: restore(&c.reset_rng, "reset_rng")?,
-            warmup: restore(&c.warmup_rng, "warmup_rng")?,
-        };
+        let act_rng = restore_rng(&c.act_rng, &agent_field("act_rng"))?;
+        let update_rng = restore_rng(&c.update_rng, &agent_field("update_rng"))?;
         let head = GaussianHead::new(m, config.squash, config.log_std_bounds)?;
         let policy = GaussianPolicy::new(c.policy, head, map)?;
-        let mut sac = Sac {
+        Ok(SacAgent {
             scratch: Scratch::new(&policy, obs_dim, config.batch_size),
             config,
-            env,
             policy,
             policy_adam: c.policy_adam,
             critics,
             value,
             temperature,
-            replay: c.replay,
-            streams,
-            observation: c.observation,
-            episode_return: c.episode_return,
-            episode_length: c.episode_length,
-            steps: c.steps,
-            updates: c.updates,
-            episodes: c.episodes,
+            act_rng,
+            update_rng,
+        })
+    }
+}
+
+/// The steps of one update, in the order [`SacAgent`]'s `update` runs them.
+impl SacAgent {
+    /// Step 3's noise: ε for 3.1, then ε' for 3.2 when it samples a', from `sac-update`.
+    fn draw_noise(&mut self) {
+        let SacAgent {
+            config,
+            update_rng,
+            scratch: s,
+            ..
+        } = self;
+        s.current.draw_noise(update_rng);
+        if config.target == SoftTarget::Sampled {
+            s.next.draw_noise(update_rng);
+        }
+    }
+
+    /// Steps 3.1 and 3.2, which read the same φ and write disjoint buffers, so run
+    /// concurrently: 3.1 samples `ãᵢ = f_φ(sᵢ, εᵢ)` and `log d(ãᵢ|sᵢ; φ)` (keeping the
+    /// forward pass for 3.5); 3.2 writes `yᵢ = rᵢ + γ(1 − terminalᵢ)·V(s'ᵢ)` with the β
+    /// given. A non-finite target is an error.
+    fn sample_actions_and_targets(
+        &mut self,
+        batch: &Minibatch,
+        beta: f32,
+        step: u64,
+    ) -> Result<()> {
+        let SacAgent {
+            config,
+            policy,
+            critics,
+            value,
+            scratch: s,
+            ..
+        } = self;
+        let gamma = config.gamma as f32;
+        let policy = &*policy;
+        let (current, next) = rayon::join(
+            || s.current.sample(policy, batch.observations()),
+            || {
+                let next = NextState {
+                    batch,
+                    sampled: &mut s.next,
+                    pairs: &mut s.pairs,
+                };
+                soft_targets(
+                    policy,
+                    critics,
+                    value.as_mut(),
+                    next,
+                    gamma,
+                    beta,
+                    &mut s.targets,
+                )
+            },
+        );
+        current?;
+        next?;
+        if let Some(i) = s.targets.iter().position(|y| !y.is_finite()) {
+            return Err(numerical(
+                step,
+                format!("target y of row {i} is {}", s.targets[i]),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `(1/b) Σᵢ log d(ãᵢ|sᵢ)` of step 3.1's actions; non-finite is an error.
+    fn mean_log_prob(&self, step: u64) -> Result<f64> {
+        let b = self.config.batch_size;
+        let log_probs = &self.scratch.current.log_probs;
+        let mean_log_prob = log_probs.iter().map(|&l| f64::from(l)).sum::<f64>() / b as f64;
+        if !mean_log_prob.is_finite() {
+            return Err(numerical(
+                step,
+                format!("mean log-density is {mean_log_prob}"),
+            ));
+        }
+        Ok(mean_log_prob)
+    }
+
+    /// Step 3.3: for each θⱼ, one Adam step on `½(1/b) Σᵢ (q_θⱼ(sᵢ, aᵢ) − yᵢ)²`, the
+    /// twin critics concurrently. Returns the sum of the two halves.
+    fn fit_critics(&mut self, batch: &Minibatch, step: u64) -> Result<f64> {
+        let SacAgent {
+            policy,
+            critics,
+            scratch: s,
+            ..
+        } = self;
+        let m = policy.head().action_dim();
+        let pairs = pair(&mut s.pairs, batch.observations(), batch.actions(), m);
+        let targets = &s.targets;
+        let losses = collect(each_critic(critics, |c| {
+            c.fit(pairs, targets, "critic", step)
+        }))?;
+        Ok(0.5 * losses.iter().flatten().sum::<f64>())
+    }
+
+    /// `minⱼ q_θⱼ(sᵢ, ãᵢ)` into the scratch, each critic's forward pass kept for 3.5.
+    fn min_q_at_sampled_actions(&mut self, batch: &Minibatch) -> Result<()> {
+        let SacAgent {
+            policy,
+            critics,
+            scratch: s,
+            ..
+        } = self;
+        let m = policy.head().action_dim();
+        let pairs = pair(&mut s.pairs, batch.observations(), &s.current.actions, m);
+        collect(each_critic(critics, |c| {
+            c.net.forward(pairs, &mut c.ws).map(|_| ())
+        }))?;
+        min_output(critics, &mut s.min_q);
+        Ok(())
+    }
+
+    /// Step 3.4: ψ: one Adam step on `½(1/b) Σᵢ (v_ψ(sᵢ) − [minⱼ q(sᵢ, ãᵢ) − β log
+    /// d(ãᵢ|sᵢ)])²`, with a value network.
+    fn fit_value(&mut self, batch: &Minibatch, beta: f32, step: u64) -> Result<Option<f64>> {
+        let SacAgent {
+            value, scratch: s, ..
+        } = self;
+        let Some(value) = value.as_mut() else {
+            return Ok(None);
         };
-        sac.check_uniform_warmup()?;
-        sac.replay.reserve_sample(sac.config.batch_size);
-        Ok(sac)
+        for ((t, &q), &log_prob) in s
+            .value_targets
+            .iter_mut()
+            .zip(&s.min_q)
+            .zip(&s.current.log_probs)
+        {
+            *t = q - beta * log_prob;
+        }
+        Ok(Some(value.fit(
+            batch.observations(),
+            &s.value_targets,
+            "value",
+            step,
+        )?))
     }
 
-    /// The checkpoint as JSON (bit-exact: floats are written in their shortest
-    /// round-tripping form).
-    pub fn to_json(&self) -> Result<String> {
-        json::to_string(&self.checkpoint(), CHECKPOINT)
+    /// Step 3.5: φ: one Adam step on `L = c_d·(1/b) Σᵢ log d(ãᵢ|sᵢ) − c_q·(1/b) Σᵢ minⱼ
+    /// q(sᵢ, ãᵢ)`, `(c_d, c_q) = (1, 1/β)` for a fixed β (the chapter's objective),
+    /// `(β, 1)` for an automatic one (Stable-Baselines3's). The gradient flows through
+    /// `ãᵢ = f_φ(sᵢ, εᵢ)` into the critics' input gradients and through the
+    /// log-density. Returns `(1/b) Σᵢ [β log d(ãᵢ|sᵢ) − minⱼ q(sᵢ, ãᵢ)]`.
+    fn improve_policy(&mut self, batch: &Minibatch, beta: f32, step: u64) -> Result<f64> {
+        let SacAgent {
+            config,
+            policy,
+            policy_adam,
+            critics,
+            temperature,
+            scratch: s,
+            ..
+        } = self;
+        let (b, m) = (config.batch_size, policy.head().action_dim());
+        let (c_log_prob, c_q) = match temperature.adam {
+            None => (1.0, 1.0 / beta),
+            Some(_) => (beta, 1.0),
+        };
+        let policy_loss = s
+            .current
+            .log_probs
+            .iter()
+            .zip(&s.min_q)
+            .map(|(&l, &q)| f64::from(beta) * f64::from(l) - f64::from(q))
+            .sum::<f64>()
+            / b as f64;
+        if !policy_loss.is_finite() {
+            return Err(numerical(step, format!("policy loss is {policy_loss}")));
+        }
+        // ∂L/∂qⱼ(sᵢ, ãᵢ) = −c_q/b for the critic attaining the minimum (the first on ties).
+        let critic_count = critics.len();
+        let grad_q = -c_q / b as f32;
+        for i in 0..b {
+            let q0 = critics[0].ws.output()[i];
+            let first = critic_count == 1 || q0 <= critics[1].ws.output()[i];
+            critics[0].output_grad[i] = if first { grad_q } else { 0.0 };
+            if critic_count == 2 {
+                critics[1].output_grad[i] = if first { 0.0 } else { grad_q };
+            }
+        }
+        collect(each_critic(critics, |c| {
+            let rows = c.output_grad.len();
+            c.net
+                .input_gradient(&mut c.ws, &c.output_grad[..rows], &mut c.input_grad)
+        }))?;
+        // ∂L/∂ãᵢ: the action columns of the critics' input gradients.
+        let o = batch.observations().len() / b;
+        for (i, g) in s.grad_actions.chunks_exact_mut(m).enumerate() {
+            let row = i * (o + m) + o;
+            g.copy_from_slice(&critics[0].input_grad[row..row + m]);
+            if critic_count == 2 {
+                for (g, &h) in g.iter_mut().zip(&critics[1].input_grad[row..row + m]) {
+                    *g += h;
+                }
+            }
+        }
+        s.grad_log_probs.fill(c_log_prob / b as f32);
+        policy.head().backward(
+            s.current.ws.output(),
+            &s.current.noise,
+            &s.grad_actions,
+            &s.grad_log_probs,
+            &mut s.grad_policy_output,
+        )?;
+        s.policy_grads.fill(0.0);
+        policy.network().backward(
+            &mut s.current.ws,
+            &s.grad_policy_output,
+            &mut s.policy_grads,
+            None,
+        )?;
+        policy_adam.step(policy.network_mut().params_mut(), &s.policy_grads)?;
+        Ok(policy_loss)
     }
 
-    /// Restores a run from [`Sac::to_json`]'s output, on `env`.
-    pub fn from_json(json: &str, env: Box<dyn Env>) -> Result<Self> {
-        Sac::restore(json::from_str::<SacCheckpoint>(json, CHECKPOINT)?, env)
-    }
-
-    pub fn save_json(&self, path: &Path) -> Result<()> {
-        json::write_file(path, &self.to_json()?, CHECKPOINT)
-    }
-
-    pub fn load_json(path: &Path, env: Box<dyn Env>) -> Result<Self> {
-        Sac::from_json(&json::read_file(path, CHECKPOINT)?, env)
+    /// Targets: `θ̄ⱼ ← τθⱼ + (1 − τ)θ̄ⱼ`, or `ψ̄ ← τψ + (1 − τ)ψ̄`.
+    fn update_targets(&mut self) -> Result<()> {
+        if let Some(tau) = self.config.target_tau {
+            for critic in self.critics.iter_mut() {
+                critic.update_target(tau)?;
+            }
+            if let Some(value) = self.value.as_mut() {
+                value.update_target(tau)?;
+            }
+        }
+        Ok(())
     }
 }
 
-fn check_network(field: &str, network: &Mlp, expected: &MlpConfig) -> Result<()> {
-    if network.sizes() != expected.sizes.as_slice()
-        || network.hidden_activation() != expected.hidden
-        || network.output_activation() != expected.output
-    {
-        return Err(Error::invalid(
-            format!("checkpoint.{field}"),
-            format!(
-                "network with sizes {:?} does not match the configured {:?}",
-                network.sizes(),
-                expected.sizes
-            ),
-        ));
+/// What only SAC has; the rest ([`Online::step`], [`Online::run`], [`Online::steps`],
+/// [`Online::checkpoint`], ...) is the core's.
+impl Sac {
+    /// The current policy d(·|s; φ), to act with, inspect and evaluate (clone it to keep
+    /// a snapshot).
+    pub fn policy(&self) -> &GaussianPolicy {
+        &self.agent().policy
     }
-    Ok(())
-}
 
-fn check_adam(field: &str, adam: &Adam, network: &Mlp, expected: AdamConfig) -> Result<()> {
-    if adam.num_params() != network.num_params() || *adam.config() != expected {
-        return Err(Error::invalid(
-            format!("checkpoint.{field}"),
-            "optimizer does not match its network or the configuration",
-        ));
+    /// Critic `j` (0, or 0 and 1 with twin critics).
+    pub fn critic(&self, j: usize) -> Option<&Mlp> {
+        self.agent().critics.get(j).map(|c| &c.net)
     }
-    Ok(())
-}
 
-/// A SAC run frozen between two steps. Serialize it with serde (JSON through
-/// [`Sac::to_json`]); [`Sac::restore`] checks it and continues the run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SacCheckpoint {
-    pub config: SacConfig,
-    pub env_id: String,
-    /// The environment's internal state and the steps taken in the current episode.
-    pub env_state: Vec<f64>,
-    pub observation: Vec<f32>,
-    pub episode_return: f64,
-    pub episode_length: usize,
-    pub policy: Mlp,
-    pub policy_adam: Adam,
-    pub critics: Vec<Mlp>,
-    pub critic_targets: Vec<Mlp>,
-    pub critic_adams: Vec<Adam>,
-    pub value: Option<Mlp>,
-    pub value_target: Option<Mlp>,
-    pub value_adam: Option<Adam>,
-    /// log β (the fixed temperature's, or the learned one's).
-    pub log_beta: f32,
-    pub temperature_adam: Option<Adam>,
-    pub replay: ReplayBuffer,
-    pub act_rng: RngState,
-    pub update_rng: RngState,
-    pub replay_rng: RngState,
-    pub reset_rng: RngState,
-    pub warmup_rng: RngState,
-    pub steps: u64,
-    pub updates: u64,
-    pub episodes: u64,
+    /// The target copy of critic `j`, if step 3.2 reads target critics.
+    pub fn critic_target(&self, j: usize) -> Option<&Mlp> {
+        self.agent().critics.get(j).and_then(|c| c.target.as_ref())
+    }
+
+    /// v_ψ, with [`SoftTarget::ValueNetwork`].
+    pub fn value(&self) -> Option<&Mlp> {
+        self.agent().value.as_ref().map(|v| &v.net)
+    }
+
+    /// v_ψ̄, with [`SoftTarget::ValueNetwork`] and target networks.
+    pub fn value_target(&self) -> Option<&Mlp> {
+        self.agent().value.as_ref().and_then(|v| v.target.as_ref())
+    }
+
+    /// The temperature β the next update will use.
+    pub fn beta(&self) -> f64 {
+        f64::from(self.agent().temperature.beta())
+    }
 }
 
 /// The next states of a minibatch and the buffers step 3.2 writes.
 struct NextState<'a> {
     batch: &'a Minibatch,
-    /// ε' (b × m).
-    noise: &'a [f32],
-    ws: &'a mut Workspace,
-    actions: &'a mut [f32],
-    log_probs: &'a mut [f32],
+    /// ε' (b × m) in, a'ᵢ and log d(a'ᵢ|s'ᵢ) out.
+    sampled: &'a mut SampledActions,
     pairs: &'a mut [f32],
 }
 
@@ -1567,12 +1235,14 @@ fn soft_targets(
         }
         return Ok(());
     }
-    let output = policy.network.forward(batch.next_observations(), next.ws)?;
-    policy
-        .head
-        .sample(output, next.noise, next.actions, next.log_probs)?;
-    let m = policy.head.action_dim();
-    let pairs = pair(next.pairs, batch.next_observations(), next.actions, m);
+    next.sampled.sample(policy, batch.next_observations())?;
+    let m = policy.head().action_dim();
+    let pairs = pair(
+        next.pairs,
+        batch.next_observations(),
+        &next.sampled.actions,
+        m,
+    );
     collect(each_critic(critics, |c| {
         c.forward_target(pairs).map(|_| ())
     }))?;
@@ -1581,7 +1251,7 @@ fn soft_targets(
         .iter_mut()
         .zip(batch.rewards())
         .zip(batch.not_terminal())
-        .zip(next.log_probs.iter())
+        .zip(next.sampled.log_probs.iter())
     {
         *y = r + gamma * alive * (*y - beta * log_prob);
     }
@@ -1601,6 +1271,3 @@ fn min_output(critics: &[Approximator], out: &mut [f32]) {
         }
     }
 }
-
-/// Names a SAC checkpoint in errors.
-const CHECKPOINT: &str = "SAC checkpoint";
