@@ -32,6 +32,7 @@ pub mod algo;
 pub mod env;
 pub mod error;
 pub mod eval;
+pub mod hyperparams;
 mod json;
 pub mod maximize;
 pub mod nn;
@@ -40,5 +41,6 @@ pub mod policy;
 pub mod qfunction;
 pub mod replay;
 pub mod rng;
+pub mod train;
 
 pub use error::{Error, Result};

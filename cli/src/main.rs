@@ -5,6 +5,7 @@
 //! unreadable or malformed input, an invalid grid file).
 
 mod grid;
+mod train;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,6 +38,20 @@ enum Command {
     Grid {
         #[command(subcommand)]
         command: grid::GridCommand,
+    },
+    /// Train one online agent on one environment into a directory, through the same code
+    /// as a grid cell: config.json, monitor.csv (one row per training episode),
+    /// evaluations.csv and checkpoint.json (at each evaluation point). Run it again on the
+    /// same directory to resume an interrupted run.
+    Train(train::TrainArgs),
+    /// Evaluate the policy saved by `train` in DIR: mean and standard deviation of the
+    /// deterministic policy's undiscounted return.
+    Eval(train::EvalArgs),
+    /// List an algorithm's keys with their defaults, ranges and meanings (no argument:
+    /// list the algorithms).
+    Keys {
+        /// The algorithm (e.g. sac).
+        algorithm: Option<String>,
     },
     /// Compare two result directories cell by cell (shards, or the committed tables when
     /// a directory has no shards): per grid identical, within tolerance or different;
@@ -151,6 +166,9 @@ fn run(cli: Cli) -> anyhow::Result<Verdict> {
             command: EnvCommand::CheckTrace { files, tolerance },
         } => check_traces(&files, tolerance),
         Command::Grid { command } => grid::run(command),
+        Command::Train(args) => train::train(args),
+        Command::Eval(args) => train::eval(args),
+        Command::Keys { algorithm } => train::keys(algorithm),
         Command::Compare {
             dir_a,
             dir_b,

@@ -349,7 +349,7 @@ impl Grid {
                     swept.push((key.clone(), toml_to_json(&values[i])));
                 }
                 let config = adapter
-                    .parse(table)
+                    .parse(&exp.environment, table)
                     .map_err(|inv| locate(file, &exp.name, &inv, &sweep, &choice))?;
                 for &seed in &exp.seeds {
                     let identity = |seed: Option<u64>| {

@@ -139,6 +139,9 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    #[error(transparent)]
+    Library(#[from] policy_param::Error),
+
     /// A command would have destroyed results (replaced a table with a smaller one): it
     /// wrote nothing.
     #[error("{0}")]

@@ -29,8 +29,12 @@ use indicatif::ProgressBar;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use policy_param::algo::ddpg_params::DdpgParams;
+use policy_param::algo::sac_params::SacParams;
+
 use crate::adapters;
 use crate::error::{CellError, Invalid};
+use crate::online::OnlineAdapter;
 use crate::shard::MetricRow;
 
 /// One algorithm × environment kind, as grid cells run it.
@@ -112,14 +116,18 @@ pub fn is_timing_metric(name: &str) -> bool {
 pub trait Adapter: Send + Sync {
     fn name(&self) -> &'static str;
     fn algorithm(&self) -> &'static str;
-    fn environment(&self) -> &'static str;
+    /// The grid file's `environment` values it runs on.
+    fn environments(&self) -> &'static [&'static str];
     fn description(&self) -> &'static str;
-    /// Deserialize (unknown keys and wrong types are errors with the key's path), check,
-    /// and return the canonical JSON of the typed config.
-    fn parse(&self, table: toml::Table) -> Result<serde_json::Value, Invalid>;
-    /// Run one cell from its canonical config.
+    /// Every key with its default, as a JSON object (for `policy-param keys`).
+    fn defaults(&self) -> serde_json::Value;
+    /// Deserialize for `environment` (unknown keys and wrong types are errors with the
+    /// key's path), check, and return the canonical JSON of the typed config.
+    fn parse(&self, environment: &str, table: toml::Table) -> Result<serde_json::Value, Invalid>;
+    /// Run one cell on `environment` from its canonical config.
     fn run(
         &self,
+        environment: &str,
         config: &serde_json::Value,
         seed: u64,
         ctx: &mut CellContext,
@@ -140,14 +148,18 @@ impl<E: Experiment> Adapter for Registered<E> {
     fn algorithm(&self) -> &'static str {
         E::ALGORITHM
     }
-    fn environment(&self) -> &'static str {
-        E::ENVIRONMENT
+    fn environments(&self) -> &'static [&'static str] {
+        std::slice::from_ref(&E::ENVIRONMENT)
     }
     fn description(&self) -> &'static str {
         E::DESCRIPTION
     }
 
-    fn parse(&self, table: toml::Table) -> Result<serde_json::Value, Invalid> {
+    fn defaults(&self) -> serde_json::Value {
+        serde_json::to_value(E::Config::default()).unwrap_or_default()
+    }
+
+    fn parse(&self, _: &str, table: toml::Table) -> Result<serde_json::Value, Invalid> {
         let config: E::Config = serde_path_to_error::deserialize(toml::Value::Table(table))
             .map_err(|e| {
                 let key = e.path().to_string();
@@ -161,6 +173,7 @@ impl<E: Experiment> Adapter for Registered<E> {
 
     fn run(
         &self,
+        _: &str,
         config: &serde_json::Value,
         seed: u64,
         ctx: &mut CellContext,
@@ -175,23 +188,24 @@ impl<E: Experiment> Adapter for Registered<E> {
     }
 }
 
-/// Every adapter. To add one, add a line (see the module documentation).
+/// Every adapter. To add one, add a line (see the module documentation); an online
+/// agent is added to [`crate::online::ONLINE`] and here.
 pub static REGISTRY: &[&dyn Adapter] = &[
     &Registered::<adapters::lqr_gain_scale::LqrGainScale>::NEW,
     &Registered::<adapters::fqi_lqr::FqiLqr>::NEW,
     &Registered::<adapters::fqi_pendulum::FqiPendulum>::NEW,
     &Registered::<adapters::allocation_milp::AllocationMilp>::NEW,
-    &Registered::<adapters::ddpg_pendulum::DdpgPendulum>::NEW,
+    &OnlineAdapter::<DdpgParams>::NEW,
     &Registered::<adapters::amortized_fqi_lqr::AmortizedFqiLqr>::NEW,
     &Registered::<adapters::amortized_fqi_pendulum::AmortizedFqiPendulum>::NEW,
-    &Registered::<adapters::sac_pendulum::SacPendulum>::NEW,
+    &OnlineAdapter::<SacParams>::NEW,
 ];
 
 /// The adapter for `algorithm` on `environment`, or an error listing what is known.
 pub fn lookup(algorithm: &str, environment: &str) -> Result<&'static dyn Adapter, Invalid> {
     if let Some(a) = REGISTRY
         .iter()
-        .find(|a| a.algorithm() == algorithm && a.environment() == environment)
+        .find(|a| a.algorithm() == algorithm && a.environments().contains(&environment))
     {
         return Ok(*a);
     }
@@ -210,7 +224,7 @@ pub fn lookup(algorithm: &str, environment: &str) -> Result<&'static dyn Adapter
     let environments: Vec<&str> = REGISTRY
         .iter()
         .filter(|a| a.algorithm() == algorithm)
-        .map(|a| a.environment())
+        .flat_map(|a| a.environments().iter().copied())
         .collect();
     Err(Invalid::new(
         "environment",

@@ -29,6 +29,7 @@ pub mod figures;
 pub mod files;
 pub mod manifest;
 pub mod methods;
+pub mod online;
 pub mod progress;
 pub mod results;
 pub mod runner;

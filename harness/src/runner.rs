@@ -345,7 +345,8 @@ fn execute(
     let run = || {
         let mut ctx = CellContext::new(bar);
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            spec.adapter.run(&cell.config, cell.seed, &mut ctx)
+            spec.adapter
+                .run(&spec.environment, &cell.config, cell.seed, &mut ctx)
         }));
         (result, ctx, rayon::current_num_threads())
     };

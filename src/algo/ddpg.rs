@@ -62,6 +62,7 @@ use super::online::{
 };
 use crate::env::Env;
 use crate::error::{Error, Result};
+use crate::eval::{EvalSettings, Evaluation};
 use crate::nn::{Activation, Adam, AdamConfig, Mlp, Workspace};
 use crate::noise::{ExplorationNoise, NoiseConfig, OrnsteinUhlenbeckParams};
 use crate::replay::Minibatch;
@@ -468,6 +469,14 @@ impl Agent for DdpgAgent {
             critic_loss,
             actor_objective,
         })
+    }
+
+    fn evaluate(
+        &self,
+        make_env: &(dyn Fn() -> Result<Box<dyn Env>> + Sync),
+        settings: &EvalSettings,
+    ) -> Result<Evaluation> {
+        DeterministicPolicy::from_parts(&self.actor, &self.map).evaluate(make_env, settings)
     }
 
     fn state(&self) -> DdpgState {

@@ -119,6 +119,17 @@ pub struct UpdateStats {
     pub actor_objective: f64,
 }
 
+impl crate::algo::online::UpdateMetrics for UpdateStats {
+    fn critic_loss(&self) -> f64 {
+        self.critic_loss
+    }
+
+    /// `critic_loss` only (the actor's objective is a q value, not a loss to watch).
+    fn each(&self, record: &mut dyn FnMut(&'static str, f64)) {
+        record("critic_loss", self.critic_loss);
+    }
+}
+
 impl ActorCriticStep {
     pub fn new(actor: &Mlp, critic: &Mlp, capacity: usize) -> Self {
         let obs_dim = actor.input_dim();

@@ -12,9 +12,12 @@
 //!   (section "Stochastic Policy Parameterization"; the chapter gives neither a pseudocode label).
 //! - [`online`]: the loop DDPG and SAC share (environment, replay buffer, warm-up, episodes,
 //!   checkpoints); each brings an [`online::Agent`] with its own `act` and `update`.
+//! - [`ddpg_params`], [`sac_params`]: their hyperparameters as flat keys with presets, as
+//!   grids and `policy-param train` name them ([`crate::hyperparams`], [`crate::train`]).
 
 pub mod amortized_fqi;
 pub mod ddpg;
+pub mod ddpg_params;
 pub mod decision_rule;
 pub mod deterministic_policy;
 pub mod fit;
@@ -22,6 +25,7 @@ pub mod fqi;
 pub mod nfqca;
 pub mod online;
 pub mod sac;
+pub mod sac_params;
 pub mod smooth_fqi;
 pub mod transitions;
 

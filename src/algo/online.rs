@@ -46,6 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::Env;
 use crate::error::{rename_field, Error, Result};
+use crate::eval::{EvalSettings, Evaluation};
 use crate::json;
 use crate::nn::{Adam, AdamConfig, Mlp, MlpConfig};
 use crate::policy::ActionMap;
@@ -109,7 +110,7 @@ pub trait Agent: Sized {
     const NAME: &'static str;
     type Config: AgentConfig;
     /// What one update measured.
-    type Stats: Clone + Copy + Debug;
+    type Stats: Clone + Copy + Debug + UpdateMetrics;
     /// The agent's part of a checkpoint.
     type State: Clone + Debug + Serialize + DeserializeOwned;
 
@@ -137,9 +138,26 @@ pub trait Agent: Sized {
     /// The agent's part of a checkpoint.
     fn state(&self) -> Self::State;
 
+    /// Evaluates the agent's deterministic policy (no exploration) on environments from
+    /// `make_env`.
+    fn evaluate(
+        &self,
+        make_env: &(dyn Fn() -> Result<Box<dyn Env>> + Sync),
+        settings: &EvalSettings,
+    ) -> Result<Evaluation>;
+
     /// The agent from its part of a checkpoint, checked against `config` and `env`;
     /// errors name the field under `checkpoint.agent`.
     fn restore(config: ValidConfig<Self>, state: Self::State, env: &dyn Env) -> Result<Self>;
+}
+
+/// What an update measured, as training runs report it.
+pub trait UpdateMetrics {
+    /// The critic's loss, watched for divergence.
+    fn critic_loss(&self) -> f64;
+
+    /// Each metric a run reports (as `name`, `value`), always in the same order.
+    fn each(&self, record: &mut dyn FnMut(&'static str, f64));
 }
 
 /// One finished episode of the training environment.
@@ -279,20 +297,16 @@ impl<A: Agent> Online<A> {
         Ok(online)
     }
 
+    /// Whether an agent with `config` can act in `env`: its action map, and a finite box
+    /// where uniform warm-up actions need one. Builds the agent's networks, not the
+    /// replay buffer.
+    pub fn check_env(config: &ValidConfig<A>, env: &dyn Env) -> Result<()> {
+        let agent = A::new(config, env, RunSeed(0))?;
+        check_uniform_warmup::<A>(agent.action_map(), config.online())
+    }
+
     fn check_uniform_warmup(&self) -> Result<()> {
-        if self.settings.random_actions_before_learning && self.settings.learning_starts > 0 {
-            let map = self.agent.action_map();
-            for i in 0..map.dim() {
-                let (lo, hi) = map.agent_bounds(i);
-                if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-                    return Err(Error::invalid(
-                        format!("{}.random_actions_before_learning", A::NAME),
-                        format!("uniform actions need a finite box, component {i} is [{lo}, {hi}]"),
-                    ));
-                }
-            }
-        }
-        Ok(())
+        check_uniform_warmup::<A>(self.agent.action_map(), self.settings)
     }
 
     fn start_episode(&mut self) {
@@ -531,6 +545,22 @@ impl<A: Agent> Online<A> {
     pub fn load_json(path: &Path, env: Box<dyn Env>) -> Result<Self> {
         Self::from_json(&json::read_file(path, &checkpoint_name::<A>())?, env)
     }
+}
+
+/// Uniform warm-up actions need a finite box.
+fn check_uniform_warmup<A: Agent>(map: &ActionMap, settings: OnlineSettings) -> Result<()> {
+    if settings.random_actions_before_learning && settings.learning_starts > 0 {
+        for i in 0..map.dim() {
+            let (lo, hi) = map.agent_bounds(i);
+            if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+                return Err(Error::invalid(
+                    format!("{}.random_actions_before_learning", A::NAME),
+                    format!("uniform actions need a finite box, component {i} is [{lo}, {hi}]"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Names a checkpoint of `A` in errors ("DDPG checkpoint").

@@ -85,10 +85,11 @@ use serde::{Deserialize, Serialize};
 
 use super::online::{
     agent_field, check_adam, check_network, restore_rng, Agent, AgentConfig, Checkpoint, Online,
-    OnlineSettings,
+    OnlineSettings, UpdateMetrics,
 };
 use crate::env::Env;
 use crate::error::{rename_field, Error, Result};
+use crate::eval::{EvalSettings, Evaluation};
 use crate::nn::{mse_with_gradient, Activation, Adam, AdamConfig, Init, Mlp, MlpConfig, Workspace};
 use crate::policy::{ActionMap, GaussianHead, PolicyOutput, LOG_STD_BOUNDS};
 use crate::replay::Minibatch;
@@ -377,6 +378,22 @@ pub struct SacUpdateStats {
     pub entropy: f64,
     /// The temperature β this update used.
     pub beta: f64,
+}
+
+impl UpdateMetrics for SacUpdateStats {
+    fn critic_loss(&self) -> f64 {
+        self.critic_loss
+    }
+
+    /// `critic_loss`, `value_loss` (with a value network), `entropy`, `beta`.
+    fn each(&self, record: &mut dyn FnMut(&'static str, f64)) {
+        record("critic_loss", self.critic_loss);
+        if let Some(value_loss) = self.value_loss {
+            record("value_loss", value_loss);
+        }
+        record("entropy", self.entropy);
+        record("beta", self.beta);
+    }
 }
 
 /// What one iteration did.
@@ -797,6 +814,14 @@ impl Agent for SacAgent {
             entropy: -mean_log_prob,
             beta: f64::from(beta),
         })
+    }
+
+    fn evaluate(
+        &self,
+        make_env: &(dyn Fn() -> Result<Box<dyn Env>> + Sync),
+        settings: &EvalSettings,
+    ) -> Result<Evaluation> {
+        self.policy.evaluate(make_env, settings)
     }
 
     fn state(&self) -> SacState {

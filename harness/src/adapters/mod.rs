@@ -5,12 +5,9 @@
 pub mod allocation_milp;
 pub mod amortized_fqi_lqr;
 pub mod amortized_fqi_pendulum;
-pub mod ddpg_pendulum;
 pub mod fqi_lqr;
 pub mod fqi_pendulum;
 pub mod lqr_gain_scale;
-mod online;
-pub mod sac_pendulum;
 
 use std::fmt;
 

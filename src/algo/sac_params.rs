@@ -1,0 +1,196 @@
+//! SAC's hyperparameters as grids and `policy-param train sac` name them: presets
+//! `zoo_pendulum` (the default: the variant used in practice with rl-baselines3-zoo's
+//! Pendulum-v1 settings) and `chapter` (the chapter's version with the same shared
+//! settings), each key's range and meaning in [`SacParams::KEYS`].
+//! [`SacParams::agent_config`] makes the [`SacConfig`] that [`super::sac`] runs.
+//!
+//! `variant = "chapter"` is the chapter's section "Soft Actor Critic": one critic q_θ, a
+//! value network v_ψ, the target `y = r + γ v(s')`, a plain Gaussian, a fixed β. One
+//! stabilizer the chapter does not write: the target reads a slow copy ψ̄ (`target_tau`
+//! 0.005), because reading the current ψ diverged on the soft LQR for every seed tried;
+//! `target_tau = 1` is the chapter as written.
+
+use serde::{Deserialize, Serialize};
+
+use super::sac::{SacAgent, SacConfig, SoftTarget, Temperature};
+use crate::error::{Error, Result};
+use crate::hyperparams::{Hyperparameters, Key, Preset, Range};
+use crate::nn::AdamConfig;
+use crate::train::OnlineAlgorithm;
+
+/// Which SAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// Twin critics, Polyak targets, automatic temperature, tanh squashing.
+    Practice,
+    /// q_θ, v_ψ (target read from ψ̄), unsquashed Gaussian, fixed β.
+    Chapter,
+}
+
+/// How β is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemperatureKind {
+    /// Learned so that the entropy tracks −dim A, starting at 1.
+    Auto,
+    /// `beta`.
+    Fixed,
+}
+
+/// Every SAC key; `Default` is rl-baselines3-zoo's Pendulum-v1 setting.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SacParams {
+    pub variant: Variant,
+    pub temperature: Option<TemperatureKind>,
+    pub beta: f64,
+    pub target_tau: f64,
+    pub gamma: f64,
+    pub buffer_size: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub hidden: Vec<usize>,
+    pub learning_starts: usize,
+}
+
+impl Default for SacParams {
+    fn default() -> Self {
+        SacParams::zoo_pendulum()
+    }
+}
+
+impl SacParams {
+    /// The practice variant with rl-baselines3-zoo's Pendulum-v1 settings: γ 0.99, buffer
+    /// 10⁶, 100 random steps, lr 1e-3 everywhere, [256, 256], batch 256, τ 0.005, auto β.
+    pub fn zoo_pendulum() -> Self {
+        SacParams {
+            variant: Variant::Practice,
+            temperature: None,
+            beta: 0.2,
+            target_tau: 0.005,
+            gamma: 0.99,
+            buffer_size: 1_000_000,
+            batch_size: 256,
+            lr: 1e-3,
+            hidden: vec![256, 256],
+            learning_starts: 100,
+        }
+    }
+
+    /// The chapter's version (fixed β 0.2) with the zoo's shared settings.
+    pub fn chapter() -> Self {
+        SacParams {
+            variant: Variant::Chapter,
+            ..SacParams::zoo_pendulum()
+        }
+    }
+
+    /// The temperature this run uses: unset, `auto` for `practice`, `fixed` for `chapter`.
+    pub fn temperature_kind(&self) -> TemperatureKind {
+        self.temperature.unwrap_or(match self.variant {
+            Variant::Practice => TemperatureKind::Auto,
+            Variant::Chapter => TemperatureKind::Fixed,
+        })
+    }
+}
+
+impl Hyperparameters for SacParams {
+    const ALGORITHM: &'static str = "sac";
+    const KEYS: &'static [Key] = &[
+        Key { name: "variant", range: Range::OneOf(&["practice", "chapter"]), meaning: "practice: twin critics, Polyak targets, auto β, tanh squashing; chapter: q, v (slow copy ψ̄), plain Gaussian, fixed β" },
+        Key { name: "temperature", range: Range::OptionalOneOf(&["auto", "fixed"]), meaning: "how β is set; unset: auto for practice, fixed for chapter" },
+        Key { name: "beta", range: Range::Positive, meaning: "the fixed temperature β (temperature = fixed)" },
+        Key { name: "target_tau", range: Range::UnitOpenLow, meaning: "Polyak rate of the target networks (critics for practice, ψ̄ for chapter; 1: the chapter as written)" },
+        Key { name: "gamma", range: Range::Unit, meaning: "discount γ" },
+        Key { name: "buffer_size", range: Range::AtLeast(1), meaning: "replay capacity (≥ batch_size)" },
+        Key { name: "batch_size", range: Range::AtLeast(1), meaning: "minibatch b" },
+        Key { name: "lr", range: Range::Positive, meaning: "Adam learning rate of every network and of log β" },
+        Key { name: "hidden", range: Range::Widths, meaning: "hidden widths of every network" },
+        Key { name: "learning_starts", range: Range::AtLeast(0), meaning: "steps of uniform random actions before the first update" },
+    ];
+
+    fn presets() -> &'static [Preset<Self>] {
+        &[
+            Preset {
+                name: "zoo_pendulum",
+                meaning: "practice variant, rl-baselines3-zoo's Pendulum-v1 settings (the default)",
+                values: SacParams::zoo_pendulum,
+            },
+            Preset {
+                name: "chapter",
+                meaning:
+                    "the chapter's version (q, v, Gaussian, fixed β 0.2), zoo settings otherwise",
+                values: SacParams::chapter,
+            },
+        ]
+    }
+
+    fn check_together(&self) -> Result<()> {
+        if self.buffer_size < self.batch_size {
+            return Err(Error::invalid(
+                "buffer_size",
+                format!(
+                    "{} is less than batch_size {}",
+                    self.buffer_size, self.batch_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl OnlineAlgorithm for SacParams {
+    type Agent = SacAgent;
+
+    fn agent_config(&self) -> SacConfig {
+        let adam = AdamConfig::with_lr(self.lr);
+        let temperature = match self.temperature_kind() {
+            TemperatureKind::Auto => Temperature::Auto {
+                initial: 1.0,
+                target_entropy: None,
+            },
+            TemperatureKind::Fixed => Temperature::Fixed { beta: self.beta },
+        };
+        let practice = SacConfig {
+            gamma: self.gamma,
+            buffer_size: self.buffer_size,
+            batch_size: self.batch_size,
+            learning_starts: self.learning_starts,
+            policy_hidden: self.hidden.clone(),
+            critic_hidden: self.hidden.clone(),
+            value_hidden: self.hidden.clone(),
+            policy_optimizer: adam,
+            critic_optimizer: adam,
+            value_optimizer: adam,
+            temperature_optimizer: adam,
+            target_tau: Some(self.target_tau),
+            temperature,
+            ..SacConfig::zoo_pendulum()
+        };
+        match self.variant {
+            Variant::Practice => practice,
+            Variant::Chapter => SacConfig {
+                target: SoftTarget::ValueNetwork,
+                twin_critics: false,
+                squash: false,
+                ..practice
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hyperparams::check_key_table;
+
+    #[test]
+    fn the_key_table_matches_the_fields_and_the_default_is_the_librarys_zoo_setting() {
+        check_key_table::<SacParams>();
+        assert_eq!(
+            SacParams::zoo_pendulum().agent_config(),
+            SacConfig::zoo_pendulum()
+        );
+    }
+}
