@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::nn::{mse_with_gradient, Activation, Adam, AdamConfig, Init, Mlp, MlpConfig, Workspace};
 use crate::noise::ExplorationNoise;
 pub use crate::policy::{ActionMap, DeterministicPolicy, PolicyOutput, PolicyWorkspace};
+use crate::replay::Minibatch;
 use crate::rng::Rng;
 
 /// The architecture shared by the algorithms' configurations.
@@ -108,6 +109,16 @@ pub(crate) struct NextStates<'a> {
     pub observations: &'a [f32],
     pub rewards: &'a [f32],
     pub not_terminal: &'a [f32],
+}
+
+impl<'a> NextStates<'a> {
+    pub fn of(batch: &'a Minibatch) -> Self {
+        NextStates {
+            observations: batch.next_observations(),
+            rewards: batch.rewards(),
+            not_terminal: batch.not_terminal(),
+        }
+    }
 }
 
 /// Buffers for the actor–critic gradient steps on minibatches of up to `capacity` rows.

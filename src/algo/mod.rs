@@ -10,8 +10,10 @@
 //! - [`smooth_fqi`]: FQI for the smooth Bellman equations (`fitted-q-iteration-explicit` with
 //!   `β log ∫ exp(q/β)` by quadrature in place of `maximize`), and [`sac`]: soft actor-critic
 //!   (section "Stochastic Policy Parameterization"; the chapter gives neither a pseudocode label).
-//! - [`online`]: the loop DDPG and SAC share (environment, replay buffer, warm-up, episodes,
-//!   checkpoints); each brings an [`online::Agent`] with its own `act` and `update`.
+//! - [`td3`]: TD3, what it adds to `ddpg` (twin critics, target policy smoothing, delayed
+//!   policy updates; the chapter has no TD3).
+//! - [`online`]: the loop DDPG, TD3 and SAC share (environment, replay buffer, warm-up,
+//!   episodes, checkpoints); each brings an [`online::Agent`] with its own `act` and `update`.
 
 pub mod amortized_fqi;
 pub mod ddpg;
@@ -23,6 +25,7 @@ pub mod nfqca;
 pub mod online;
 pub mod sac;
 pub mod smooth_fqi;
+pub mod td3;
 pub mod transitions;
 
 pub use amortized_fqi::{
