@@ -145,20 +145,20 @@ fn the_actor_and_the_targets_move_only_every_policy_delay_th_update() {
                 assert_eq!(moved(a, b), delayed, "{context}");
             }
         }
-        // Polyak τ: after a delayed update, θ₁' = (1 − τ)θ₁' + τθ₁ exactly.
-        let n = td3.updates() + 1;
+        // Polyak τ in the next delayed update: θ₁' ← (1 − τ)θ₁' + τθ₁ exactly.
+        while !(td3.updates() + 1).is_multiple_of(delay as u64) {
+            td3.step().unwrap();
+        }
         let before = td3.networks().critic_targets[0].clone();
         td3.step().unwrap();
         let after = td3.networks();
-        if n.is_multiple_of(delay as u64) {
-            for ((&new, &old), &online) in after.critic_targets[0]
-                .params()
-                .iter()
-                .zip(before.params())
-                .zip(after.critics[0].params())
-            {
-                assert_eq!(new, 0.95f32 * old + 0.05f32 * online);
-            }
+        for ((&new, &old), &online) in after.critic_targets[0]
+            .params()
+            .iter()
+            .zip(before.params())
+            .zip(after.critics[0].params())
+        {
+            assert_eq!(new, 0.95f32 * old + 0.05f32 * online);
         }
     }
 }
