@@ -105,9 +105,9 @@ render-notebooks *notebooks: kernel
 bench:
     cargo bench
 
-# Needs a quiet machine: about 30 minutes; the first time also installs torch and jax (several
+# Needs a quiet machine: about 45 minutes; the first time also installs torch and jax (several
 # GB). Options: scripts/bench_peers.py --help (--steps, --repeats, --algos, --threads, --json).
-# Side by side with Stable-Baselines3 and sbx: SAC and DDPG on Pendulum-v1, steps/s, 1 and 2 threads.
+# Side by side with Stable-Baselines3 and sbx: SAC, DDPG and TD3 on Pendulum-v1, steps/s, 1 and 2 threads.
 bench-peers *args: peers-venv
     cargo build --release --example peer_speed
     {{venv_peers}}/bin/python scripts/bench_peers.py {{args}}

@@ -1,11 +1,11 @@
-//! Bit-level fingerprints of DDPG and SAC runs, to check that a refactoring of the
+//! Bit-level fingerprints of DDPG, TD3 and SAC runs, to check that a refactoring of the
 //! online agents changes no floating-point operation and no random draw.
 //!
 //! Each run takes 1500 steps on Pendulum-v1 and on `Lqr` (the double integrator of
 //! `env::make`), with several configurations of each algorithm (the presets and a few
 //! variants that exercise every setting: hard copies, Ornstein–Uhlenbeck noise, twin
 //! critics, the value network, fixed and learned temperatures, several updates per
-//! step). A fingerprint is an FNV-1a hash of the bits of every step report, of every
+//! step, TD3's policy delay and target smoothing). A fingerprint is an FNV-1a hash of the bits of every step report, of every
 //! network's parameters, of the replay buffer's contents and of 20 further steps.
 //! Every run is made twice: straight, and through a checkpoint written to JSON at step
 //! 700 and restored on a fresh environment; the two must agree (checked here).
@@ -21,6 +21,7 @@
 
 use policy_param::algo::ddpg::{self, Ddpg, DdpgConfig, TargetUpdate};
 use policy_param::algo::sac::{self, Sac, SacConfig, SoftTarget, Temperature};
+use policy_param::algo::td3::{self, Td3, Td3Config};
 use policy_param::env::{self, Env};
 use policy_param::nn::{AdamConfig, Mlp};
 use policy_param::noise::{NoiseConfig, OrnsteinUhlenbeckParams};
@@ -128,6 +129,22 @@ fn hash_ddpg_report(hash: &mut Hash, r: &ddpg::StepReport) {
     }
 }
 
+fn hash_td3_report(hash: &mut Hash, r: &td3::StepReport) {
+    hash.u64(r.step);
+    hash.f64(r.reward);
+    hash.episode_end(
+        r.episode_end
+            .map(|e| (e.episode_return, e.length, e.terminated)),
+    );
+    match r.update {
+        None => hash.u64(u64::MAX),
+        Some(u) => {
+            hash.f64(u.critic_loss);
+            hash.opt_f64(u.actor_objective);
+        }
+    }
+}
+
 fn hash_sac_report(hash: &mut Hash, r: &sac::StepReport) {
     hash.u64(r.step);
     hash.f64(r.reward);
@@ -213,6 +230,43 @@ macro_rules! ddpg_run {
     };
 }
 
+macro_rules! td3_run {
+    ($name:ident, $config:expr) => {
+        struct $name(Td3);
+        impl Fingerprinted for $name {
+            fn start(env: Box<dyn Env>) -> Result<Self> {
+                let config: Td3Config = $config;
+                Ok($name(Td3::new(&config.check()?, env, RunSeed(7))?))
+            }
+            fn step(&mut self, hash: &mut Hash) -> Result<()> {
+                let report = self.0.step()?;
+                hash_td3_report(hash, &report);
+                Ok(())
+            }
+            fn state(&self, hash: &mut Hash) {
+                let t = &self.0;
+                let n = t.networks();
+                hash.mlp(Some(&n.actor));
+                hash.mlp(Some(&n.actor_target));
+                for j in 0..2 {
+                    hash.mlp(Some(&n.critics[j]));
+                    hash.mlp(Some(&n.critic_targets[j]));
+                }
+                hash.replay(t.replay());
+                hash.u64(t.steps());
+                hash.u64(t.updates());
+                hash.u64(t.episodes());
+            }
+            fn to_json(&self) -> Result<String> {
+                self.0.to_json()
+            }
+            fn from_json(json: &str, env: Box<dyn Env>) -> Result<Self> {
+                Ok($name(Td3::from_json(json, env)?))
+            }
+        }
+    };
+}
+
 macro_rules! sac_run {
     ($name:ident, $config:expr) => {
         struct $name(Sac);
@@ -280,6 +334,30 @@ ddpg_run!(
         random_actions_before_learning: false,
         updates_per_step: 2,
         ..DdpgConfig::default()
+    }
+);
+td3_run!(
+    Td3Zoo,
+    Td3Config {
+        learning_starts: 200,
+        ..Td3Config::zoo_pendulum()
+    }
+);
+td3_run!(Td3Default, Td3Config::default());
+td3_run!(
+    Td3Variant,
+    Td3Config {
+        hidden: vec![64, 64],
+        batch_size: 32,
+        buffer_size: 500,
+        learning_starts: 200,
+        sigma: 0.2,
+        policy_delay: 3,
+        target_noise: 0.3,
+        target_noise_clip: 0.4,
+        tau: 0.01,
+        updates_per_step: 2,
+        ..Td3Config::default()
     }
 );
 sac_run!(SacChapter, SacConfig::chapter());
@@ -352,11 +430,14 @@ type Report = fn(&str, &mut usize);
 fn main() {
     let only = std::env::args().nth(1);
     let mut failures = 0;
-    let runs: [(&str, Report); 9] = [
+    let runs: [(&str, Report); 12] = [
         ("ddpg-chapter", report::<DdpgChapter>),
         ("ddpg-zoo-pendulum", report::<DdpgZoo>),
         ("ddpg-default", report::<DdpgDefault>),
         ("ddpg-variant", report::<DdpgVariant>),
+        ("td3-zoo-pendulum", report::<Td3Zoo>),
+        ("td3-default", report::<Td3Default>),
+        ("td3-variant", report::<Td3Variant>),
         ("sac-chapter", report::<SacChapter>),
         ("sac-zoo-pendulum", report::<SacZoo>),
         ("sac-default", report::<SacDefault>),

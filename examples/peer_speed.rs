@@ -1,6 +1,7 @@
 //! Our side of `just bench-peers` (`scripts/bench_peers.py`): the update-phase speed of
-//! SAC or DDPG on Pendulum-v1 at the rl-baselines3-zoo settings
-//! ([`SacConfig::zoo_pendulum`], [`DdpgConfig::zoo_pendulum`]), measured as the peers'
+//! SAC, DDPG or TD3 on Pendulum-v1 at the rl-baselines3-zoo settings
+//! ([`SacConfig::zoo_pendulum`], [`DdpgConfig::zoo_pendulum`], [`Td3Config::zoo_pendulum`]),
+//! measured as the peers'
 //! side is: `learning_starts` steps of random actions, then `warmup` steps with one
 //! update each (untimed, as the peers' JIT compile and first updates are), then `steps`
 //! timed steps, each an environment step with one update.
@@ -13,13 +14,14 @@
 //! ```
 //!
 //! ```text
-//! cargo run --release --example peer_speed -- algo=sac|ddpg [threads=1] [warmup=200] [steps=5000] [learning_starts=zoo] [seed=0]
+//! cargo run --release --example peer_speed -- algo=sac|ddpg|td3 [threads=1] [warmup=200] [steps=5000] [learning_starts=zoo] [seed=0]
 //! ```
 
 use std::time::Instant;
 
 use policy_param::algo::ddpg::{Ddpg, DdpgConfig};
 use policy_param::algo::sac::{Sac, SacConfig};
+use policy_param::algo::td3::{Td3, Td3Config};
 use policy_param::env::pendulum::Pendulum;
 use policy_param::rng::RunSeed;
 use policy_param::Result;
@@ -28,6 +30,7 @@ use policy_param::Result;
 enum Algo {
     Sac,
     Ddpg,
+    Td3,
 }
 
 struct Args {
@@ -39,7 +42,7 @@ struct Args {
     seed: u64,
 }
 
-const USAGE: &str = "usage: peer_speed algo=sac|ddpg [threads=1] [warmup=200] [steps=5000] [learning_starts=N] [seed=0]";
+const USAGE: &str = "usage: peer_speed algo=sac|ddpg|td3 [threads=1] [warmup=200] [steps=5000] [learning_starts=N] [seed=0]";
 
 fn parse() -> std::result::Result<Args, String> {
     let mut args = Args {
@@ -65,7 +68,8 @@ fn parse() -> std::result::Result<Args, String> {
                 algo = Some(match value {
                     "sac" => Algo::Sac,
                     "ddpg" => Algo::Ddpg,
-                    _ => return Err(format!("algo must be sac or ddpg, got {value:?}")),
+                    "td3" => Algo::Td3,
+                    _ => return Err(format!("algo must be sac, ddpg or td3, got {value:?}")),
                 })
             }
             "threads" => args.threads = number(key, value)?.max(1) as usize,
@@ -76,7 +80,7 @@ fn parse() -> std::result::Result<Args, String> {
             _ => return Err(format!("unknown argument {key:?}")),
         }
     }
-    args.algo = algo.ok_or("algo=sac|ddpg is required")?;
+    args.algo = algo.ok_or("algo=sac|ddpg|td3 is required")?;
     Ok(args)
 }
 
@@ -84,6 +88,7 @@ fn parse() -> std::result::Result<Args, String> {
 enum Agent {
     Sac(Box<Sac>),
     Ddpg(Box<Ddpg>),
+    Td3(Box<Td3>),
 }
 
 impl Agent {
@@ -114,6 +119,16 @@ impl Agent {
                     starts,
                 )
             }
+            Algo::Td3 => {
+                let zoo = Td3Config::zoo_pendulum();
+                let config = Td3Config {
+                    learning_starts: args.learning_starts.unwrap_or(zoo.learning_starts),
+                    ..zoo
+                }
+                .check()?;
+                let starts = config.learning_starts;
+                (Agent::Td3(Box::new(Td3::new(&config, env, seed)?)), starts)
+            }
         })
     }
 
@@ -121,6 +136,7 @@ impl Agent {
         match self {
             Agent::Sac(sac) => sac.step().map(|_| ()),
             Agent::Ddpg(ddpg) => ddpg.step().map(|_| ()),
+            Agent::Td3(td3) => td3.step().map(|_| ()),
         }
     }
 }
@@ -140,6 +156,7 @@ fn run(args: &Args) -> Result<()> {
         match args.algo {
             Algo::Sac => "sac",
             Algo::Ddpg => "ddpg",
+            Algo::Td3 => "td3",
         },
         args.threads,
         args.warmup,

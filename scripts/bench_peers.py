@@ -1,17 +1,17 @@
 #!/usr/bin/env python3
-"""Side by side: our SAC and DDPG against Stable-Baselines3 (PyTorch) and sbx (JAX) on
+"""Side by side: our SAC, DDPG and TD3 against Stable-Baselines3 (PyTorch) and sbx (JAX) on
 Pendulum-v1 with identical hyperparameters (rl-baselines3-zoo's), in the same run.
 
     just bench-peers                      # installs .venv-peers, builds ours, runs this
     .venv-peers/bin/python scripts/bench_peers.py [--steps 5000] [--warmup 200] [--repeats 3]
-        [--algos sac,ddpg] [--threads 1,2] [--json out.json]
+        [--algos sac,ddpg,td3] [--threads 1,2] [--json out.json]
 
 Protocol, for each algorithm x thread count x repeat, the three implementations one after
 the other (the order rotates from one repeat to the next), each in a fresh process:
   * pinned with `taskset` to core 0 (1 thread) or cores 0-1 (2 threads), with
     OMP/MKL/OpenBLAS/rayon thread counts, torch.set_num_threads and, for one thread,
     XLA's `--xla_cpu_multi_thread_eigen=false` set to the thread count;
-  * `learning_starts` steps of random actions (the zoo's: SAC 100, DDPG 10 000), then
+  * `learning_starts` steps of random actions (the zoo's: SAC 100, DDPG and TD3 10 000), then
     `warmup` steps with one update each, untimed (sbx's JIT compile happens there), then
     `steps` timed steps, each an environment step and one gradient update;
   * reported: timed steps per second. The table gives the median over repeats and our
@@ -44,9 +44,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 IMPLS = ("ours", "sb3", "sbx")
-ZOO_LEARNING_STARTS = {"sac": 100, "ddpg": 10_000}
-HIDDEN = {"sac": [256, 256], "ddpg": [400, 300]}
+ZOO_LEARNING_STARTS = {"sac": 100, "ddpg": 10_000, "td3": 10_000}
+HIDDEN = {"sac": [256, 256], "ddpg": [400, 300], "td3": [400, 300]}
 BATCH = 256
+TD3_POLICY_DELAY = 2
 OBS, ACT = 3, 1  # Pendulum-v1
 
 
@@ -60,8 +61,9 @@ def _dense(widths: list[int], rows: int) -> list[int]:
     return [2 * rows * i * o for i, o in zip(widths, widths[1:])]
 
 
-def update_flops(algo: str, batch: int = BATCH) -> int:
-    """Matrix-product FLOPs of one update at the zoo's sizes.
+def update_flops(algo: str, batch: int = BATCH) -> float:
+    """Matrix-product FLOPs of one update at the zoo's sizes (for TD3, the average over
+    `TD3_POLICY_DELAY` consecutive updates).
 
     SAC (twin critics, policy head mean and log-std): actor forward on s and on s';
     both target critics forward on (s', a'); both critics forward on (s, a) and backward
@@ -69,9 +71,27 @@ def update_flops(algo: str, batch: int = BATCH) -> int:
     (s, ã) and backward to their inputs (∇ã); the actor backward (weights, and inputs below
     the first layer). DDPG: target actor on s', target critic on (s', a'); the critic
     forward and backward as above; the actor forward on s, the critic forward on (s, d(s))
-    and back to its input, the actor backward.
+    and back to its input, the actor backward. TD3, every update: the target actor on s',
+    both target critics on (s', ã'), both critics forward and backward as above; every
+    `TD3_POLICY_DELAY`-th update only: the actor forward on s, the first critic forward on
+    (s, d(s)) and back to its input, the actor backward (ours and SB3's; sbx's actor step
+    reads both critics, which this count leaves out).
     """
     h = HIDDEN[algo]
+    if algo == "td3":
+        actor = _dense([OBS, *h, ACT], batch)
+        critic = _dense([OBS + ACT, *h, 1], batch)
+        fwd_a, fwd_c = sum(actor), sum(critic)
+        every = (
+            fwd_a  # target actor on s'
+            + 2 * fwd_c  # both target critics on (s', ã')
+            + 2 * (fwd_c + fwd_c + sum(critic[1:]))  # both fits: forward, weight and input grads
+        )
+        delayed = (
+            fwd_c + fwd_c  # the first critic at (s, d(s)): forward, input gradient
+            + fwd_a + fwd_a + sum(actor[1:])  # the actor forward on s and backward
+        )
+        return every + delayed / TD3_POLICY_DELAY
     if algo == "sac":
         actor = _dense([OBS, *h, 2 * ACT], batch)
         critic = _dense([OBS + ACT, *h, 1], batch)
@@ -146,12 +166,12 @@ def worker(impl: str, algo: str, threads: int, learning_starts: int, warmup: int
 
         torch.set_num_threads(threads)
         torch.set_num_interop_threads(1)
-        from stable_baselines3 import DDPG, SAC
+        from stable_baselines3 import DDPG, SAC, TD3
         from stable_baselines3.common.noise import NormalActionNoise
 
         extra = {"device": "cpu"}
     elif impl == "sbx":
-        from sbx import DDPG, SAC
+        from sbx import DDPG, SAC, TD3
         from stable_baselines3.common.noise import NormalActionNoise
 
         extra = {"qf_learning_rate": 1e-3}
@@ -179,7 +199,8 @@ def worker(impl: str, algo: str, threads: int, learning_starts: int, warmup: int
         )
     else:
         noise = NormalActionNoise(mean=np.zeros(ACT), sigma=0.1 * np.ones(ACT))
-        model = DDPG(
+        td3 = {"policy_delay": TD3_POLICY_DELAY, "target_policy_noise": 0.2, "target_noise_clip": 0.5}
+        model = (DDPG if algo == "ddpg" else TD3)(
             "MlpPolicy",
             env,
             learning_rate=1e-3,
@@ -191,9 +212,10 @@ def worker(impl: str, algo: str, threads: int, learning_starts: int, warmup: int
             train_freq=1,
             gradient_steps=1,
             action_noise=noise,
-            policy_kwargs={"net_arch": HIDDEN["ddpg"]},
+            policy_kwargs={"net_arch": HIDDEN[algo]},
             seed=seed,
             verbose=0,
+            **(td3 if algo == "td3" else {}),
             **extra,
         )
     # Random warm-up, then untimed updates (JIT compile, allocator warm-up).
@@ -353,14 +375,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5000, help="timed update steps (default 5000)")
     parser.add_argument("--warmup", type=int, default=200, help="untimed update steps after learning_starts (default 200)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per setting (default 3)")
-    parser.add_argument("--algos", default="sac,ddpg")
+    parser.add_argument("--algos", default="sac,ddpg,td3")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--ours", type=Path, help="our peer_speed binary (default: target/release/examples/peer_speed)")
     parser.add_argument("--sgemm-size", type=int, default=256)
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     parser.add_argument("--worker", choices=["sb3", "sbx"], help=argparse.SUPPRESS)
     parser.add_argument("--sgemm-worker", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--algo", choices=["sac", "ddpg"], help=argparse.SUPPRESS)
+    parser.add_argument("--algo", choices=["sac", "ddpg", "td3"], help=argparse.SUPPRESS)
     parser.add_argument("--learning-starts", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -377,7 +399,7 @@ def main() -> None:
     thread_counts = [int(t) for t in args.threads.split(",") if t]
     for a in algos:
         if a not in ZOO_LEARNING_STARTS:
-            raise SystemExit(f"bench_peers: unknown algorithm {a!r} (sac, ddpg)")
+            raise SystemExit(f"bench_peers: unknown algorithm {a!r} (sac, ddpg, td3)")
     if args.repeats < 1 or args.steps < 1:
         raise SystemExit("bench_peers: --repeats and --steps must be at least 1")
     if args.ours is None:

@@ -14,8 +14,9 @@
 //! | q(s,a;θ): linear in θ (quadratic features: LQR's q* exactly; action-affine: MILP-ready) or an MLP on [s, a] | [`qfunction`] |
 //! | `nfqca`: NFQCA on a fixed batch of transitions | [`algo::nfqca`] |
 //! | `ddpg`: DDPG with replay, exploration noise and target networks | [`algo::ddpg`] |
-//! | d(s;w) and q(s,a;θ) of both, the actor's step through ∇ₐq | [`algo::deterministic_policy`] |
-//! | the `while training` loop of DDPG and SAC: act, execute, store in 𝓡, sample minibatches, episodes, warm-up, checkpoints (the agent brings `act` and `update`) | [`algo::online`] |
+//! | not in the chapter: TD3, what it adds to `ddpg` (twin critics, target policy smoothing, delayed policy updates) | [`algo::td3`] |
+//! | d(s;w) and q(s,a;θ) of these, the actor's step through ∇ₐq, exploration d(s;w) + 𝒩 | [`algo::deterministic_policy`] |
+//! | the `while training` loop of DDPG, TD3 and SAC: act, execute, store in 𝓡, sample minibatches, episodes, warm-up, checkpoints (the agent brings `act` and `update`) | [`algo::online`] |
 //! | Soft Actor Critic · Fitted Q-Iteration for the Smooth Bellman Equations: targets `r + γ β log ∫ exp(q(s',a')/β) da'` by Gauss–Legendre quadrature (log-sum-exp) over 1-D and 2-D action boxes, the rest of FQI reused | [`algo::smooth_fqi`] |
 //! | Soft Actor Critic · Approximating Boltzmann Policies by Gaussians, Reparameterizating the Objective: SAC with q_θ, v_ψ and N(μ_φ(s), σ_φ(s)) as the chapter writes it, and the practice variant (twin Q, target networks, automatic temperature, tanh squashing) | [`algo::sac`] |
 //! | the policies: deterministic d(s;w), the Gaussian and tanh-squashed Gaussian policy heads and SAC's Gaussian policy: log-densities, entropy, the reparameterized sample f_φ(s,ε) = μ_φ(s) + σ_φ(s)ε and its gradient; the map from policy to environment actions | [`policy`] |

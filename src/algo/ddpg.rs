@@ -53,8 +53,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::deterministic_policy::{
-    validate_shared, ActionMap, ActorCriticStep, DeterministicPolicy, Networks, PolicyOutput,
-    UpdateStats,
+    validate_shared, ActionMap, ActorCriticStep, DeterministicPolicy, Explorer, Networks,
+    PolicyOutput, UpdateStats,
 };
 use super::online::{
     agent_field, check_adam, check_network, restore_rng, Agent, AgentConfig, Checkpoint, Online,
@@ -63,10 +63,10 @@ use super::online::{
 use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::eval::{EvalSettings, Evaluation};
-use crate::nn::{Activation, Adam, AdamConfig, Mlp, Workspace};
+use crate::nn::{Activation, Adam, AdamConfig, Mlp};
 use crate::noise::{ExplorationNoise, NoiseConfig, OrnsteinUhlenbeckParams};
 use crate::replay::Minibatch;
-use crate::rng::{Rng, RngState, RunSeed};
+use crate::rng::{RngState, RunSeed};
 
 /// How the target networks follow the online ones (step 6.9).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -203,12 +203,12 @@ impl DdpgConfig {
         validate_shared(
             "ddpg",
             self.gamma,
-            [
+            &[
                 ("actor_hidden", &self.actor_hidden),
                 ("critic_hidden", &self.critic_hidden),
             ],
             self.last_layer_init,
-            [
+            &[
                 ("actor_optimizer", &self.actor_optimizer),
                 ("critic_optimizer", &self.critic_optimizer),
             ],
@@ -288,24 +288,20 @@ pub struct DdpgAgent {
     critic_target: Mlp,
     actor_adam: Adam,
     critic_adam: Adam,
-    noise: ExplorationNoise,
-    noise_rng: Rng,
+    /// The noise 𝒩, its stream, and the acting buffers.
+    explorer: Explorer,
     scratch: Scratch,
 }
 
 /// Buffers allocated once; nothing here is state that a checkpoint must keep.
 struct Scratch {
-    noise: Vec<f64>,
-    acting_ws: Workspace,
     targets: Vec<f32>,
     learner: ActorCriticStep,
 }
 
 impl Scratch {
-    fn new(action_dim: usize, batch: usize, actor: &Mlp, critic: &Mlp) -> Self {
+    fn new(batch: usize, actor: &Mlp, critic: &Mlp) -> Self {
         Scratch {
-            noise: vec![0.0; action_dim],
-            acting_ws: actor.workspace(1),
             targets: vec![0.0; batch],
             learner: ActorCriticStep::new(actor, critic, batch),
         }
@@ -371,9 +367,12 @@ impl Agent for DdpgAgent {
             critic_target: critic.clone(),
             actor_adam: Adam::new(config.actor_optimizer, actor.num_params())?,
             critic_adam: Adam::new(config.critic_optimizer, critic.num_params())?,
-            noise: ExplorationNoise::new(config.noise, action_dim)?,
-            noise_rng: seed.stream("ddpg-noise"),
-            scratch: Scratch::new(action_dim, config.batch_size, &actor, &critic),
+            explorer: Explorer::new(
+                ExplorationNoise::new(config.noise, action_dim)?,
+                seed.stream("ddpg-noise"),
+                &actor,
+            ),
+            scratch: Scratch::new(config.batch_size, &actor, &critic),
             config: config.clone(),
             map,
             actor,
@@ -393,27 +392,20 @@ impl Agent for DdpgAgent {
     /// the uniform draw in `action` takes the place of d(s; wₙ)), clipped to the box if
     /// configured.
     fn act(&mut self, observation: &[f32], warming_up: bool, action: &mut [f64]) -> Result<()> {
-        let scratch = &mut self.scratch;
-        if !warming_up {
-            let output = self.actor.forward(observation, &mut scratch.acting_ws)?;
-            for (u, &y) in action.iter_mut().zip(output) {
-                *u = f64::from(y);
-            }
-        }
-        self.noise
-            .sample_into(&mut self.noise_rng, &mut scratch.noise);
-        for (u, n) in action.iter_mut().zip(&scratch.noise) {
-            *u += n;
-        }
-        if self.config.clip_actions {
-            self.map.clip(action);
-        }
-        Ok(())
+        let clip = self.config.clip_actions;
+        self.explorer.act(
+            &self.actor,
+            &self.map,
+            clip,
+            observation,
+            warming_up,
+            action,
+        )
     }
 
     /// The noise process restarts at its mean with every episode, as in the DDPG paper.
     fn episode_started(&mut self) {
-        self.noise.reset();
+        self.explorer.noise.reset();
     }
 
     /// Steps 6.6–6.9 on the minibatch of step 6.5: one update of the critic, the actor
@@ -487,8 +479,8 @@ impl Agent for DdpgAgent {
             critic_target: self.critic_target.clone(),
             actor_adam: self.actor_adam.clone(),
             critic_adam: self.critic_adam.clone(),
-            noise: self.noise.clone(),
-            noise_rng: RngState::capture(&self.noise_rng),
+            noise: self.explorer.noise.clone(),
+            noise_rng: RngState::capture(&self.explorer.rng),
         }
     }
 
@@ -518,7 +510,8 @@ impl Agent for DdpgAgent {
             .check_restored(&agent_field("noise"), &config.noise, action_dim)?;
         let noise_rng = restore_rng(&s.noise_rng, &agent_field("noise_rng"))?;
         Ok(DdpgAgent {
-            scratch: Scratch::new(action_dim, config.batch_size, &s.actor, &s.critic),
+            scratch: Scratch::new(config.batch_size, &s.actor, &s.critic),
+            explorer: Explorer::new(s.noise, noise_rng, &s.actor),
             config,
             map,
             actor: s.actor,
@@ -527,8 +520,6 @@ impl Agent for DdpgAgent {
             critic_target: s.critic_target,
             actor_adam: s.actor_adam,
             critic_adam: s.critic_adam,
-            noise: s.noise,
-            noise_rng,
         })
     }
 }
@@ -559,6 +550,6 @@ impl Ddpg {
     }
 
     pub fn noise(&self) -> &ExplorationNoise {
-        &self.agent().noise
+        &self.agent().explorer.noise
     }
 }

@@ -1,21 +1,27 @@
-//! What NFQCA and DDPG share: a deterministic policy d(s; w) and a critic q(s, a; θ),
+//! What NFQCA, DDPG and TD3 share: a deterministic policy d(s; w) and a critic q(s, a; θ),
 //! both MLPs, and the two gradient steps the chapter writes for them.
 //!
 //! * [`PolicyOutput`], [`ActionMap`] and [`DeterministicPolicy`] live in
 //!   [`crate::policy`] with the other policies, and are re-exported here.
-//! * `ActorCriticStep` (crate-private): the target `y = r + γ q(s', d(s'))`, the critic's
-//!   `fit` step (one Adam step on the mean squared error) and the actor's step (one Adam
-//!   step ascending `(1/b) Σᵢ q(sᵢ, d(sᵢ; w); θ)` through the critic's input gradient
-//!   ∇ₐq), on buffers allocated once.
+//! * `ActorCriticStep` (crate-private): the target `y = r + γ q(s', d(s'))` (or, for TD3,
+//!   `r + γ minⱼ qⱼ(s', ã')` with a perturbed `ã'`), the critic's `fit` step (one Adam
+//!   step on the mean squared error) and the actor's step (one Adam step ascending
+//!   `(1/b) Σᵢ q(sᵢ, d(sᵢ; w); θ)` through the critic's input gradient ∇ₐq), on buffers
+//!   allocated once.
+//! * `Explorer` (crate-private): the exploring action `d(s; w) + 𝒩` of the online agents
+//!   (DDPG's steps 6.1–6.2, TD3's).
 
 use serde::{Deserialize, Serialize};
 
 pub(crate) use crate::error::rename_field;
 use crate::error::{Error, Result};
 use crate::nn::{mse_with_gradient, Activation, Adam, AdamConfig, Init, Mlp, MlpConfig, Workspace};
+use crate::noise::ExplorationNoise;
 pub use crate::policy::{ActionMap, DeterministicPolicy, PolicyOutput, PolicyWorkspace};
+use crate::replay::Minibatch;
+use crate::rng::Rng;
 
-/// The architecture shared by both algorithms' configurations.
+/// The architecture shared by the algorithms' configurations.
 pub(crate) struct Networks<'a> {
     pub obs_dim: usize,
     pub action_dim: usize,
@@ -54,13 +60,14 @@ impl Networks<'_> {
     }
 }
 
-/// Checks the settings both algorithms share; errors name `prefix.field`.
+/// Checks the settings the algorithms share; errors name `prefix.field` (for an
+/// optimizer, `prefix.name.lr`, ...; an empty name gives `prefix.lr`).
 pub(crate) fn validate_shared(
     prefix: &str,
     gamma: f64,
-    hidden: [(&str, &[usize]); 2],
+    hidden: &[(&str, &[usize])],
     last_layer_init: Option<f64>,
-    optimizers: [(&str, &AdamConfig); 2],
+    optimizers: &[(&str, &AdamConfig)],
 ) -> Result<()> {
     if !(0.0..=1.0).contains(&gamma) {
         return Err(Error::invalid(
@@ -68,7 +75,7 @@ pub(crate) fn validate_shared(
             format!("{gamma} is not in [0, 1]"),
         ));
     }
-    for (name, widths) in hidden {
+    for &(name, widths) in hidden {
         if let Some(i) = widths.iter().position(|&w| w == 0) {
             return Err(Error::invalid(
                 format!("{prefix}.{name}"),
@@ -84,12 +91,34 @@ pub(crate) fn validate_shared(
             ));
         }
     }
-    for (name, optimizer) in optimizers {
+    for &(name, optimizer) in optimizers {
+        let field = match name {
+            "" => prefix.to_string(),
+            name => format!("{prefix}.{name}"),
+        };
         optimizer
             .validate()
-            .map_err(|error| rename_field(error, &format!("{prefix}.{name}"), "adam."))?;
+            .map_err(|error| rename_field(error, &field, "adam."))?;
     }
     Ok(())
+}
+
+/// The next states of a minibatch, with their rewards and `1 − terminal`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NextStates<'a> {
+    pub observations: &'a [f32],
+    pub rewards: &'a [f32],
+    pub not_terminal: &'a [f32],
+}
+
+impl<'a> NextStates<'a> {
+    pub fn of(batch: &'a Minibatch) -> Self {
+        NextStates {
+            observations: batch.next_observations(),
+            rewards: batch.rewards(),
+            not_terminal: batch.not_terminal(),
+        }
+    }
 }
 
 /// Buffers for the actor–critic gradient steps on minibatches of up to `capacity` rows.
@@ -182,28 +211,52 @@ impl ActorCriticStep {
         not_terminal: &[f32],
         targets: &mut [f32],
     ) -> Result<()> {
-        // a'ᵢ ← d(s'ᵢ; w)
-        let next_actions = actor.forward(next_observations, &mut self.actor_ws)?;
+        let next = NextStates {
+            observations: next_observations,
+            rewards,
+            not_terminal,
+        };
+        self.min_targets(actor, |_, _| {}, &[critic], gamma, next, targets)
+    }
+
+    /// The regression targets `yᵢ = rᵢ + γ·(1 − terminalᵢ)·minⱼ qⱼ(s'ᵢ, ã'ᵢ)` over the
+    /// given critics, where `ã'ᵢ` is `d(s'ᵢ; w)` changed in place by `perturb(i, ã'ᵢ)`
+    /// (TD3's target policy smoothing; with one critic and no perturbation, [`Self::targets`]).
+    pub fn min_targets(
+        &mut self,
+        actor: &Mlp,
+        mut perturb: impl FnMut(usize, &mut [f32]),
+        critics: &[&Mlp],
+        gamma: f64,
+        next: NextStates<'_>,
+        targets: &mut [f32],
+    ) -> Result<()> {
+        // a'ᵢ ← d(s'ᵢ; w), perturbed
+        let next_actions = actor.forward(next.observations, &mut self.actor_ws)?;
         let (o, m) = (self.obs_dim, self.action_dim);
-        let input = &mut self.critic_input[..rewards.len() * (o + m)];
-        for ((row, s), a) in input
+        let input = &mut self.critic_input[..next.rewards.len() * (o + m)];
+        for (i, ((row, s), a)) in input
             .chunks_exact_mut(o + m)
-            .zip(next_observations.chunks_exact(o))
+            .zip(next.observations.chunks_exact(o))
             .zip(next_actions.chunks_exact(m))
+            .enumerate()
         {
             row[..o].copy_from_slice(s);
             row[o..].copy_from_slice(a);
+            perturb(i, &mut row[o..]);
         }
-        // yᵢ ← rᵢ + γ q(s'ᵢ, a'ᵢ; θ)
-        let next_values = critic.forward(input, &mut self.critic_ws)?;
+        // yᵢ ← rᵢ + γ minⱼ qⱼ(s'ᵢ, a'ᵢ)
         let gamma = gamma as f32;
-        for (((y, &r), &alive), &q) in targets
-            .iter_mut()
-            .zip(rewards)
-            .zip(not_terminal)
-            .zip(next_values)
-        {
-            *y = r + gamma * alive * q;
+        for (j, critic) in critics.iter().enumerate() {
+            let next_values = critic.forward(input, &mut self.critic_ws)?;
+            for (y, &q) in targets.iter_mut().zip(next_values) {
+                if j == 0 || q < *y {
+                    *y = q;
+                }
+            }
+        }
+        for ((y, &r), &alive) in targets.iter_mut().zip(next.rewards).zip(next.not_terminal) {
+            *y = r + gamma * alive * *y;
         }
         Ok(())
     }
@@ -302,5 +355,55 @@ impl ActorCriticStep {
         actor.backward(actor_ws, action_grad, actor_grads, None)?;
         adam.step(actor.params_mut(), actor_grads)?;
         Ok(objective)
+    }
+}
+
+/// The exploring action of DDPG's steps 6.1–6.2 (and TD3's): `a = d(s; w) + 𝒩`, in agent
+/// coordinates, clipped to the box if asked. The noise process 𝒩 and its stream are
+/// checkpoint state; the buffers are allocated once.
+#[derive(Clone, Debug)]
+pub(crate) struct Explorer {
+    pub noise: ExplorationNoise,
+    pub rng: Rng,
+    sample: Vec<f64>,
+    ws: Workspace,
+}
+
+impl Explorer {
+    pub fn new(noise: ExplorationNoise, rng: Rng, actor: &Mlp) -> Self {
+        Explorer {
+            sample: vec![0.0; noise.dim()],
+            ws: actor.workspace(1),
+            noise,
+            rng,
+        }
+    }
+
+    /// Writes `d(s; w) + 𝒩` at `observation` into `action` (during warm-up, `action`
+    /// already holds a uniform draw, which takes the place of `d(s; w)`), clipped to the
+    /// box when `clip`.
+    pub fn act(
+        &mut self,
+        actor: &Mlp,
+        map: &ActionMap,
+        clip: bool,
+        observation: &[f32],
+        warming_up: bool,
+        action: &mut [f64],
+    ) -> Result<()> {
+        if !warming_up {
+            let output = actor.forward(observation, &mut self.ws)?;
+            for (u, &y) in action.iter_mut().zip(output) {
+                *u = f64::from(y);
+            }
+        }
+        self.noise.sample_into(&mut self.rng, &mut self.sample);
+        for (u, n) in action.iter_mut().zip(&self.sample) {
+            *u += n;
+        }
+        if clip {
+            map.clip(action);
+        }
+        Ok(())
     }
 }

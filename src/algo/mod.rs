@@ -10,10 +10,13 @@
 //! - [`smooth_fqi`]: FQI for the smooth Bellman equations (`fitted-q-iteration-explicit` with
 //!   `β log ∫ exp(q/β)` by quadrature in place of `maximize`), and [`sac`]: soft actor-critic
 //!   (section "Stochastic Policy Parameterization"; the chapter gives neither a pseudocode label).
-//! - [`online`]: the loop DDPG and SAC share (environment, replay buffer, warm-up, episodes,
-//!   checkpoints); each brings an [`online::Agent`] with its own `act` and `update`.
-//! - [`ddpg_params`], [`sac_params`]: their hyperparameters as flat keys with presets, as
-//!   grids and `policy-param train` name them ([`crate::hyperparams`], [`crate::train`]).
+//! - [`td3`]: TD3, what it adds to `ddpg` (twin critics, target policy smoothing, delayed
+//!   policy updates; the chapter has no TD3).
+//! - [`online`]: the loop DDPG, TD3 and SAC share (environment, replay buffer, warm-up,
+//!   episodes, checkpoints); each brings an [`online::Agent`] with its own `act` and `update`.
+//! - [`ddpg_params`], [`td3_params`], [`sac_params`]: their hyperparameters as flat keys with
+//!   presets, as grids and `policy-param train` name them ([`crate::hyperparams`],
+//!   [`crate::train`]).
 
 pub mod amortized_fqi;
 pub mod ddpg;
@@ -27,6 +30,7 @@ pub mod online;
 pub mod sac;
 pub mod sac_params;
 pub mod smooth_fqi;
+pub mod td3;
 pub mod transitions;
 
 pub use amortized_fqi::{

@@ -86,12 +86,12 @@ impl NfqcaConfig {
         validate_shared(
             "nfqca",
             self.gamma,
-            [
+            &[
                 ("actor_hidden", &self.actor_hidden),
                 ("critic_hidden", &self.critic_hidden),
             ],
             self.last_layer_init,
-            [
+            &[
                 ("actor_optimizer", &self.actor_optimizer),
                 ("critic_optimizer", &self.critic_optimizer),
             ],

@@ -1,7 +1,8 @@
 //! What the online agents share: one environment, a replay buffer, and the loop that
 //! acts, stores and learns. [`Online`] is that loop; an [`Agent`] (DDPG's
-//! [`DdpgAgent`](super::ddpg::DdpgAgent), SAC's [`SacAgent`](super::sac::SacAgent))
-//! brings only its own mathematics: how it acts and how it learns from a minibatch.
+//! [`DdpgAgent`](super::ddpg::DdpgAgent), TD3's [`Td3Agent`](super::td3::Td3Agent), SAC's
+//! [`SacAgent`](super::sac::SacAgent)) brings only its own mathematics: how it acts and
+//! how it learns from a minibatch.
 //!
 //! # Where each step of the `while training` loop happens
 //! One call of [`Online::step`] is one pass of the loop of the chapter's `ddpg`
@@ -98,6 +99,26 @@ pub trait AgentConfig: Clone + Debug + Serialize + DeserializeOwned {
 
     /// The settings of the loop.
     fn online(&self) -> OnlineSettings;
+}
+
+/// A configuration whose every field has been checked (by its [`AgentConfig::check`]):
+/// what an agent is built from. New agents name theirs `Checked<TheirConfig>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checked<C>(C);
+
+impl<C> Checked<C> {
+    /// For an [`AgentConfig::check`] that has checked `config`.
+    pub(crate) fn new(config: C) -> Self {
+        Checked(config)
+    }
+}
+
+impl<C> Deref for Checked<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.0
+    }
 }
 
 /// The checked configuration of agent `A`.
