@@ -129,7 +129,7 @@ impl<P: OnlineAlgorithm> TrainConfig<P> {
     /// [`OnlineAlgorithm::ADDED_KEYS`] that hold their default.
     pub fn identity(&self) -> Result<Map<String, Value>> {
         let mut all = self.to_json()?;
-        let defaults = as_object(&P::default())?;
+        let defaults = as_object(&P::defaults())?;
         for key in P::ADDED_KEYS {
             if all.get(*key) == defaults.get(*key) {
                 all.remove(*key);
@@ -141,7 +141,7 @@ impl<P: OnlineAlgorithm> TrainConfig<P> {
     /// Reads back [`TrainConfig::to_json`] or [`TrainConfig::identity`] (missing added
     /// keys take their default), checked.
     pub fn from_json(values: &Map<String, Value>) -> Result<Self> {
-        let defaults = as_object(&P::default())?;
+        let defaults = as_object(&P::defaults())?;
         let mut complete = values.clone();
         for key in P::ADDED_KEYS {
             if let (false, Some(default)) = (complete.contains_key(*key), defaults.get(*key)) {

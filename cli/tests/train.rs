@@ -1,6 +1,6 @@
-//! `policy-param train`, `eval` and `keys` from the command line: every online agent on every
-//! environment it lists writes its run directory; an interrupted run resumes to the same
-//! tables an uninterrupted one writes; bad keys, values, environments and directories are
+//! `policy-param train`, `eval` and `keys` from the command line: every online agent on
+//! every environment (Pendulum-v1, MountainCarContinuous-v0, Lqr) writes its run directory;
+//! an interrupted run resumes to the same tables an uninterrupted one writes; bad keys, values, environments and directories are
 //! refused with a message naming them, before any work.
 
 use std::path::Path;
@@ -78,11 +78,18 @@ fn monitor_rows(dir: &Path) -> Vec<String> {
 
 #[test]
 fn every_online_agent_trains_and_evaluates_on_every_listed_environment() {
-    for algorithm in ["ddpg", "sac"] {
-        for env in ["Pendulum-v1", "MountainCarContinuous-v0"] {
+    for algorithm in ["ddpg", "td3", "sac"] {
+        for env in ["Pendulum-v1", "MountainCarContinuous-v0", "Lqr"] {
             let dir = temp();
             let out = dir.path().join("run");
-            let o = run(&mut train(algorithm, env, &out, &[]));
+            // The double integrator's quadratic costs under random actions give critic
+            // losses above the default max_loss (1e8, set for Pendulum's scale) early on.
+            let extra: &[&str] = if env == "Lqr" {
+                &["max_loss=1e15"]
+            } else {
+                &[]
+            };
+            let o = run(&mut train(algorithm, env, &out, extra));
             assert!(o.status.success(), "{algorithm} on {env}");
             assert!(
                 text(&o.stdout).contains("300 steps"),
@@ -96,11 +103,16 @@ fn every_online_agent_trains_and_evaluates_on_every_listed_environment() {
             assert_eq!(steps, ["150", "300"], "{algorithm} on {env}");
             for row in &evaluations {
                 let mean: f64 = row.split(',').nth(1).unwrap().parse().unwrap();
-                assert!(mean.is_finite() && mean < 0.0 || env.starts_with("Mountain"));
+                assert!(mean.is_finite(), "{algorithm} on {env}: {row}");
             }
-            // Pendulum's episodes end at 200 steps; MountainCar's last 999.
+            // Pendulum's episodes end at 200 steps; MountainCar's last 999 unless the car
+            // reaches the flag, which a random start does not in 300 steps.
             let episodes = monitor_rows(&out).len();
-            assert_eq!(episodes, usize::from(env == "Pendulum-v1"), "{env}");
+            match env {
+                "Pendulum-v1" => assert_eq!(episodes, 1),
+                "MountainCarContinuous-v0" => assert_eq!(episodes, 0),
+                _ => {}
+            }
             let config: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap())
                     .unwrap();
@@ -249,7 +261,7 @@ fn bad_keys_values_environments_and_directories_are_refused_by_name() {
 
 #[test]
 fn keys_lists_every_setting_a_run_records() {
-    for algorithm in ["ddpg", "sac"] {
+    for algorithm in ["ddpg", "td3", "sac"] {
         let dir = temp();
         let out = dir.path().join("run");
         assert!(run(&mut train(algorithm, "Pendulum-v1", &out, &[]))

@@ -31,6 +31,7 @@ use serde::Serialize;
 
 use policy_param::algo::ddpg_params::DdpgParams;
 use policy_param::algo::sac_params::SacParams;
+use policy_param::algo::td3::Td3Config;
 
 use crate::adapters;
 use crate::error::{CellError, Invalid};
@@ -199,6 +200,7 @@ pub static REGISTRY: &[&dyn Adapter] = &[
     &Registered::<adapters::amortized_fqi_lqr::AmortizedFqiLqr>::NEW,
     &Registered::<adapters::amortized_fqi_pendulum::AmortizedFqiPendulum>::NEW,
     &OnlineAdapter::<SacParams>::NEW,
+    &OnlineAdapter::<Td3Config>::NEW,
 ];
 
 /// The adapter for `algorithm` on `environment`, or an error listing what is known.

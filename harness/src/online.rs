@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use policy_param::algo::ddpg_params::DdpgParams;
 use policy_param::algo::online::{Agent, AgentConfig, EpisodeEnd, Online};
 use policy_param::algo::sac_params::SacParams;
+use policy_param::algo::td3::Td3Config;
 use policy_param::env::{self, Env};
 use policy_param::hyperparams::{as_object, Key, Preset};
 use policy_param::rng::RunSeed;
@@ -38,6 +39,7 @@ use crate::files::write_text;
 /// Every online algorithm, by the name grids and `policy-param train` use.
 pub static ONLINE: &[&dyn OnlineEntry] = &[
     &OnlineAdapter::<DdpgParams>::NEW,
+    &OnlineAdapter::<Td3Config>::NEW,
     &OnlineAdapter::<SacParams>::NEW,
 ];
 
@@ -137,7 +139,7 @@ impl<P: OnlineAlgorithm> Adapter for OnlineAdapter<P> {
 
     fn defaults(&self) -> Value {
         let mut all = as_object(&train::RunSettings::default()).unwrap_or_default();
-        all.extend(as_object(&P::default()).unwrap_or_default());
+        all.extend(as_object(&P::defaults()).unwrap_or_default());
         Value::Object(all)
     }
 

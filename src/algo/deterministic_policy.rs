@@ -148,14 +148,10 @@ pub struct UpdateStats {
     pub actor_objective: f64,
 }
 
+/// Reports the critic's loss alone (the actor's objective is a q value, not a loss to watch).
 impl crate::algo::online::UpdateMetrics for UpdateStats {
     fn critic_loss(&self) -> f64 {
         self.critic_loss
-    }
-
-    /// `critic_loss` only (the actor's objective is a q value, not a loss to watch).
-    fn each(&self, record: &mut dyn FnMut(&'static str, f64)) {
-        record("critic_loss", self.critic_loss);
     }
 }
 

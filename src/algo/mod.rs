@@ -31,6 +31,7 @@ pub mod sac;
 pub mod sac_params;
 pub mod smooth_fqi;
 pub mod td3;
+pub mod td3_params;
 pub mod transitions;
 
 pub use amortized_fqi::{

@@ -177,8 +177,11 @@ pub trait UpdateMetrics {
     /// The critic's loss, watched for divergence.
     fn critic_loss(&self) -> f64;
 
-    /// Each metric a run reports (as `name`, `value`), always in the same order.
-    fn each(&self, record: &mut dyn FnMut(&'static str, f64));
+    /// Each metric a run reports (as `name`, `value`), always in the same order; by
+    /// default the critic's loss alone.
+    fn each(&self, record: &mut dyn FnMut(&'static str, f64)) {
+        record("critic_loss", self.critic_loss());
+    }
 }
 
 /// One finished episode of the training environment.

@@ -96,19 +96,6 @@ impl Default for Td3Config {
 }
 
 impl Td3Config {
-    /// rl-baselines3-zoo's `td3.yml` for Pendulum-v1: γ 0.98, B 200 000, 10 000
-    /// learning-start steps, Gaussian noise σ 0.1, and SB3's defaults for the rest (lr
-    /// 1e-3, [400, 300], b 256, τ 0.005, d 2, σ̃ 0.2, c 0.5, one update per step).
-    pub fn zoo_pendulum() -> Self {
-        Td3Config {
-            gamma: 0.98,
-            buffer_size: 200_000,
-            learning_starts: 10_000,
-            sigma: 0.1,
-            ..Td3Config::default()
-        }
-    }
-
     /// Checks every field once; an invalid one is [`Error::InvalidParameter`] naming it
     /// (`td3.gamma`, `td3.lr`, `td3.policy_delay`, ...).
     pub fn check(&self) -> Result<ValidTd3Config> {
@@ -163,15 +150,10 @@ pub struct Td3UpdateStats {
     pub actor_objective: Option<f64>,
 }
 
+/// Reports the critic's loss alone, as DDPG does.
 impl UpdateMetrics for Td3UpdateStats {
     fn critic_loss(&self) -> f64 {
         self.critic_loss
-    }
-
-    /// `critic_loss` only, as DDPG reports (the actor's objective is a q value, and it is
-    /// absent from the updates that skip the actor).
-    fn each(&self, record: &mut dyn FnMut(&'static str, f64)) {
-        record("critic_loss", self.critic_loss);
     }
 }
 
