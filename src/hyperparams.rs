@@ -205,6 +205,17 @@ pub fn unknown_key<'k, T: Hyperparameters>(
     )
 }
 
+/// The check between keys every replay-based agent makes: a buffer holds a minibatch.
+pub fn check_buffer_holds_batch(buffer_size: usize, batch_size: usize) -> Result<()> {
+    if buffer_size < batch_size {
+        return Err(Error::invalid(
+            "buffer_size",
+            format!("{buffer_size} is less than batch_size {batch_size}"),
+        ));
+    }
+    Ok(())
+}
+
 /// `value` as a JSON object (every field, defaults included).
 pub fn as_object<T: Serialize>(value: &T) -> Result<Map<String, Value>> {
     match serde_json::to_value(value) {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ddpg::{DdpgAgent, DdpgConfig, TargetUpdate};
 use crate::error::{Error, Result};
-use crate::hyperparams::{Hyperparameters, Key, Preset, Range};
+use crate::hyperparams::{check_buffer_holds_batch, Hyperparameters, Key, Preset, Range};
 use crate::nn::AdamConfig;
 use crate::noise::{NoiseConfig, OrnsteinUhlenbeckParams};
 use crate::policy::PolicyOutput;
@@ -225,15 +225,7 @@ impl Hyperparameters for DdpgParams {
     }
 
     fn check_together(&self) -> Result<()> {
-        if self.buffer_size < self.batch_size {
-            return Err(Error::invalid(
-                "buffer_size",
-                format!(
-                    "{} is less than batch_size {}",
-                    self.buffer_size, self.batch_size
-                ),
-            ));
-        }
+        check_buffer_holds_batch(self.buffer_size, self.batch_size)?;
         if self.ou_theta * self.ou_dt >= 1.0 {
             return Err(Error::invalid(
                 "ou_dt",

@@ -13,8 +13,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::sac::{SacAgent, SacConfig, SoftTarget, Temperature};
-use crate::error::{Error, Result};
-use crate::hyperparams::{Hyperparameters, Key, Preset, Range};
+use crate::error::Result;
+use crate::hyperparams::{check_buffer_holds_batch, Hyperparameters, Key, Preset, Range};
 use crate::nn::AdamConfig;
 use crate::train::OnlineAlgorithm;
 
@@ -127,16 +127,7 @@ impl Hyperparameters for SacParams {
     }
 
     fn check_together(&self) -> Result<()> {
-        if self.buffer_size < self.batch_size {
-            return Err(Error::invalid(
-                "buffer_size",
-                format!(
-                    "{} is less than batch_size {}",
-                    self.buffer_size, self.batch_size
-                ),
-            ));
-        }
-        Ok(())
+        check_buffer_holds_batch(self.buffer_size, self.batch_size)
     }
 }
 

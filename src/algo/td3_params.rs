@@ -4,8 +4,8 @@
 //! (Stable-Baselines3's `TD3` defaults, [`Td3Config::default`]).
 
 use super::td3::{Td3Agent, Td3Config};
-use crate::error::{Error, Result};
-use crate::hyperparams::{Hyperparameters, Key, Preset, Range};
+use crate::error::Result;
+use crate::hyperparams::{check_buffer_holds_batch, Hyperparameters, Key, Preset, Range};
 use crate::train::OnlineAlgorithm;
 
 impl Td3Config {
@@ -58,16 +58,7 @@ impl Hyperparameters for Td3Config {
     }
 
     fn check_together(&self) -> Result<()> {
-        if self.buffer_size < self.batch_size {
-            return Err(Error::invalid(
-                "buffer_size",
-                format!(
-                    "{} is less than batch_size {}",
-                    self.buffer_size, self.batch_size
-                ),
-            ));
-        }
-        Ok(())
+        check_buffer_holds_batch(self.buffer_size, self.batch_size)
     }
 }
 
