@@ -6,8 +6,12 @@ use thiserror::Error;
 /// Everything that can go wrong in the library, each variant naming the problem.
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error("unknown environment {} (known: {known})", quote(.0), known = crate::env::KNOWN_ENVS.join(", "))]
-    UnknownEnv(String),
+    #[error("unknown environment {} (known: {})", quote(.id), .known.join(", "))]
+    UnknownEnv {
+        id: String,
+        /// The ids that exist (`env::KNOWN_ENVS`, passed in by who refuses `id`).
+        known: &'static [&'static str],
+    },
 
     #[error("{env}: action has {got} components, the action space has {expected}")]
     ActionDim {
@@ -147,7 +151,11 @@ mod tests {
         let controls = quote(&"\u{1}".repeat(1000));
         assert!(controls.len() < 100, "{controls}");
         assert!(!controls.contains('\n'));
-        let unknown = Error::UnknownEnv("E".repeat(10_000)).to_string();
+        let unknown = Error::UnknownEnv {
+            id: "E".repeat(10_000),
+            known: &["Pendulum-v1"],
+        }
+        .to_string();
         assert!(unknown.len() < 200, "{unknown}");
     }
 }

@@ -23,21 +23,10 @@ use crate::eval::{EvalSettings, Evaluation};
 use crate::hyperparams::{self, as_object, Hyperparameters, Key, Preset, Range};
 use crate::rng::RunSeed;
 
+pub use crate::algo::online::OnlineAlgorithm;
+
 /// Evaluation episodes in an environment without a time limit are cut at this length.
 pub const EVAL_STEPS_WITHOUT_TIME_LIMIT: usize = 1000;
-
-/// An online algorithm as grids and `policy-param train` run it.
-pub trait OnlineAlgorithm: Hyperparameters {
-    type Agent: Agent;
-
-    /// The agent's configuration for these values (checked by the caller).
-    fn agent_config(&self) -> <Self::Agent as Agent>::Config;
-
-    /// Keys added after results were first committed: left out of a cell's identity
-    /// ([`TrainConfig::identity`]) while they hold their default, so that cells computed
-    /// before the key existed keep their hash.
-    const ADDED_KEYS: &'static [&'static str] = &[];
-}
 
 /// How long to train and when to evaluate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -266,7 +266,7 @@ fn check_traces(files: &[PathBuf], tolerance: f64) -> anyhow::Result<Verdict> {
     for file in files {
         let report = check_trace(file).map_err(|e| match e {
             // The other errors name the file already.
-            Error::UnknownEnv(_) => anyhow!("{}: {e}", file.display()),
+            Error::UnknownEnv { .. } => anyhow!("{}: {e}", file.display()),
             e => e.into(),
         })?;
         total.merge(report);

@@ -7,8 +7,8 @@ use anyhow::{anyhow, bail};
 use clap::Args;
 use serde_json::{Map, Value};
 
-use policy_param_harness::experiment::REGISTRY;
 use policy_param_harness::online::{self, online_algorithm, RunDir, ONLINE};
+use policy_param_harness::registry::{self, BATCH};
 
 use crate::Verdict;
 
@@ -141,7 +141,7 @@ pub fn keys(algorithm: Option<String>) -> anyhow::Result<Verdict> {
             println!("  {}", a.algorithm());
         }
         println!("grid adapters (experiments/*.toml):");
-        for a in REGISTRY {
+        for a in BATCH {
             println!("  {} on {}", a.algorithm(), a.environments().join(", "));
         }
         return Ok(Verdict::Pass);
@@ -170,9 +170,9 @@ pub fn keys(algorithm: Option<String>) -> anyhow::Result<Verdict> {
         }
         return Ok(Verdict::Pass);
     }
-    let adapters: Vec<_> = REGISTRY.iter().filter(|a| a.algorithm() == name).collect();
+    let adapters: Vec<_> = BATCH.iter().filter(|a| a.algorithm() == name).collect();
     if adapters.is_empty() {
-        let mut known: Vec<&str> = REGISTRY.iter().map(|a| a.algorithm()).collect();
+        let mut known: Vec<&str> = registry::adapters().map(|a| a.algorithm()).collect();
         known.sort_unstable();
         known.dedup();
         bail!("unknown algorithm {name:?} (known: {})", known.join(", "));

@@ -46,7 +46,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{ConfigError, Error, Invalid, Result};
-use crate::experiment::{lookup, Adapter};
+use crate::experiment::Adapter;
+use crate::registry::lookup;
 
 /// A loaded grid: its experiments and every cell, validated.
 pub struct Grid {

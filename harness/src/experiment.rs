@@ -1,5 +1,6 @@
-//! What a grid cell runs: an [`Experiment`] adapter per algorithm × environment kind, and
-//! the registry that maps a grid file's `algorithm` and `environment` names to them.
+//! What a grid cell runs: the [`Experiment`] trait an adapter implements, its type-erased
+//! form [`Adapter`] that the [registry](crate::registry) holds, and the [`MetricRow`]s a
+//! cell records.
 //!
 //! An adapter takes a typed, validated config (its own struct, deserialized from the
 //! cell's TOML table with unknown keys refused), a seed and a [`CellContext`], and records
@@ -10,9 +11,9 @@
 //! 1. Write `src/adapters/my_adapter.rs`: a config struct deriving `Serialize`,
 //!    `Deserialize` and `Default`, with `#[serde(default, deny_unknown_fields)]` and
 //!    documented defaults; a unit struct implementing [`Experiment`] (`NAME`,
-//!    `ALGORITHM`, `ENVIRONMENT`, `check` naming the bad key, `run`). Declare the
+//!    `ALGORITHM`, `ENVIRONMENTS`, `check` naming the bad key, `run`). Declare the
 //!    module in `src/adapters/mod.rs`.
-//! 2. Add one line to [`REGISTRY`]: `&Registered::<adapters::my_adapter::MyAdapter>::NEW,`.
+//! 2. Add one line to [`BATCH`](crate::registry::BATCH): `&Registered::<adapters::my_adapter::MyAdapter>::NEW,`.
 //!
 //! Conventions for metrics: name timing metrics so that `compare` recognizes them (they
 //! end in `_seconds` or `_per_second`, see [`is_timing_metric`]) — they are not
@@ -27,16 +28,9 @@ use std::marker::PhantomData;
 
 use indicatif::ProgressBar;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use policy_param::algo::ddpg_params::DdpgParams;
-use policy_param::algo::sac_params::SacParams;
-use policy_param::algo::td3::Td3Config;
-
-use crate::adapters;
 use crate::error::{CellError, Invalid};
-use crate::online::OnlineAdapter;
-use crate::shard::MetricRow;
 
 /// One algorithm × environment kind, as grid cells run it.
 pub trait Experiment: Send + Sync + 'static {
@@ -44,8 +38,8 @@ pub trait Experiment: Send + Sync + 'static {
     const NAME: &'static str;
     /// The grid file's `algorithm = "..."`.
     const ALGORITHM: &'static str;
-    /// The grid file's `environment = "..."`.
-    const ENVIRONMENT: &'static str;
+    /// The grid file's `environment = "..."` values it runs on.
+    const ENVIRONMENTS: &'static [&'static str];
     /// One line for `grid list` and error messages.
     const DESCRIPTION: &'static str;
 
@@ -56,8 +50,14 @@ pub trait Experiment: Send + Sync + 'static {
     /// Check the values (ranges, consistency), naming the first bad key.
     fn check(config: &Self::Config) -> Result<(), Invalid>;
 
-    /// Run one cell: record metrics into `ctx`.
-    fn run(config: &Self::Config, seed: u64, ctx: &mut CellContext) -> Result<(), CellError>;
+    /// Run one cell on `environment` (one of [`Self::ENVIRONMENTS`]): record metrics into
+    /// `ctx`.
+    fn run(
+        config: &Self::Config,
+        environment: &str,
+        seed: u64,
+        ctx: &mut CellContext,
+    ) -> Result<(), CellError>;
 }
 
 /// What a running cell writes to: metric rows, and progress for the progress bars.
@@ -150,7 +150,7 @@ impl<E: Experiment> Adapter for Registered<E> {
         E::ALGORITHM
     }
     fn environments(&self) -> &'static [&'static str] {
-        std::slice::from_ref(&E::ENVIRONMENT)
+        E::ENVIRONMENTS
     }
     fn description(&self) -> &'static str {
         E::DESCRIPTION
@@ -174,7 +174,7 @@ impl<E: Experiment> Adapter for Registered<E> {
 
     fn run(
         &self,
-        _: &str,
+        environment: &str,
         config: &serde_json::Value,
         seed: u64,
         ctx: &mut CellContext,
@@ -185,54 +185,49 @@ impl<E: Experiment> Adapter for Registered<E> {
                 format!("canonical config does not read back: {e}"),
             ))
         })?;
-        E::run(&config, seed, ctx)
+        E::run(&config, environment, seed, ctx)
     }
 }
 
-/// Every adapter. To add one, add a line (see the module documentation); an online
-/// agent is added to [`crate::online::ONLINE`] and here.
-pub static REGISTRY: &[&dyn Adapter] = &[
-    &Registered::<adapters::lqr_gain_scale::LqrGainScale>::NEW,
-    &Registered::<adapters::fqi_lqr::FqiLqr>::NEW,
-    &Registered::<adapters::fqi_pendulum::FqiPendulum>::NEW,
-    &Registered::<adapters::allocation_milp::AllocationMilp>::NEW,
-    &OnlineAdapter::<DdpgParams>::NEW,
-    &Registered::<adapters::amortized_fqi_lqr::AmortizedFqiLqr>::NEW,
-    &Registered::<adapters::amortized_fqi_pendulum::AmortizedFqiPendulum>::NEW,
-    &OnlineAdapter::<SacParams>::NEW,
-    &OnlineAdapter::<Td3Config>::NEW,
-];
+/// One metric value: `metric` at `step` (iteration, evaluation point; 0 when measured once).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricRow {
+    pub step: u64,
+    pub metric: String,
+    /// Non-finite values are written as strings ("NaN", "inf", "-inf"): JSON has no
+    /// numbers for them.
+    #[serde(serialize_with = "write_f64", deserialize_with = "read_f64")]
+    pub value: f64,
+}
 
-/// The adapter for `algorithm` on `environment`, or an error listing what is known.
-pub fn lookup(algorithm: &str, environment: &str) -> Result<&'static dyn Adapter, Invalid> {
-    if let Some(a) = REGISTRY
-        .iter()
-        .find(|a| a.algorithm() == algorithm && a.environments().contains(&environment))
-    {
-        return Ok(*a);
+fn write_f64<S: Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    if v.is_finite() {
+        s.serialize_f64(*v)
+    } else if v.is_nan() {
+        s.serialize_str("NaN")
+    } else if *v > 0.0 {
+        s.serialize_str("inf")
+    } else {
+        s.serialize_str("-inf")
     }
-    let mut algorithms: Vec<&str> = REGISTRY.iter().map(|a| a.algorithm()).collect();
-    algorithms.sort_unstable();
-    algorithms.dedup();
-    if !algorithms.contains(&algorithm) {
-        return Err(Invalid::new(
-            "algorithm",
-            format!(
-                "unknown algorithm {algorithm:?} (known: {})",
-                algorithms.join(", ")
-            ),
-        ));
+}
+
+fn read_f64<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        F(f64),
+        S(String),
     }
-    let environments: Vec<&str> = REGISTRY
-        .iter()
-        .filter(|a| a.algorithm() == algorithm)
-        .flat_map(|a| a.environments().iter().copied())
-        .collect();
-    Err(Invalid::new(
-        "environment",
-        format!(
-            "no adapter runs {algorithm:?} on environment {environment:?} (known for {algorithm}: {})",
-            environments.join(", ")
-        ),
-    ))
+    match Number::deserialize(d)? {
+        Number::F(v) => Ok(v),
+        Number::S(s) => match s.as_str() {
+            "NaN" => Ok(f64::NAN),
+            "inf" => Ok(f64::INFINITY),
+            "-inf" => Ok(f64::NEG_INFINITY),
+            other => Err(serde::de::Error::custom(format!(
+                "{other:?} is not a number"
+            ))),
+        },
+    }
 }

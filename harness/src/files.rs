@@ -77,8 +77,8 @@ fn sign(file: &mut File) {
     let me = format!(
         "pid {} on {} since {}\n",
         std::process::id(),
-        crate::manifest::hostname(),
-        crate::manifest::now()
+        crate::host::hostname(),
+        crate::host::now()
     );
     let _ = file
         .set_len(0)
@@ -188,7 +188,7 @@ pub fn claim_holder(shard_path: &Path) -> Option<String> {
         _ => return None,
     };
     // On this machine a dead pid means a stale claim; on another, trust the file.
-    if host == crate::manifest::hostname() && !process_alive(pid) {
+    if host == crate::host::hostname() && !process_alive(pid) {
         return None;
     }
     Some(crate::error::abbreviate(text))

@@ -6,16 +6,16 @@
 //! | step | module |
 //! |---|---|
 //! | grid files → validated, typed cells with stable indices and config hashes; the figures a grid declares | [`config`] |
-//! | what a cell runs: the `Experiment` trait and the registry of adapters | [`experiment`], [`adapters`] |
+//! | what a cell runs: the `Experiment` trait, its metric rows; the adapters; the registry that maps `algorithm` × `environment` to one | [`experiment`], [`adapters`], [`online`], [`registry`] |
 //! | one atomic JSON shard per finished cell | [`shard`] |
 //! | atomic writes, the output directory's lock, a process's claim on a cell | [`files`] |
 //! | parallel, resumable runs that overlapping runs share; diverged cells recorded, the grid goes on | [`runner`], [`progress`] |
-//! | a result set read from shards or from committed tables | [`results`] |
+//! | a result set read from shards or from committed tables (the tidy tables' columns and their reader) | [`results`] |
 //! | shards → tidy Parquet / CSV and a summary with 95% CIs (polars); never a smaller table | [`tables`] |
 //! | IQM, probability of improvement, stratified bootstrap intervals | [`stats`], [`methods`] |
 //! | learning curves and comparisons as offline plotly HTML | [`figures`] |
 //! | two result sets compared cell by cell, per grid, and statistically | [`compare`] |
-//! | crate versions, commit, machine, threads, time per grid | [`manifest`] |
+//! | crate versions, commit, machine, threads, time per grid; the machine's name and the clock | [`manifest`], [`host`] |
 //! | a grid as a Slurm job array; where its cells stand (`grid submit`, `grid status`) | [`slurm`] |
 //!
 //! The command line (`policy-param grid ...`, `policy-param compare ...`) is in `cli/`.
@@ -27,10 +27,12 @@ pub mod error;
 pub mod experiment;
 pub mod figures;
 pub mod files;
+pub mod host;
 pub mod manifest;
 pub mod methods;
 pub mod online;
 pub mod progress;
+pub mod registry;
 pub mod results;
 pub mod runner;
 pub mod shard;
@@ -140,9 +142,9 @@ pub fn record_run(
         git_commit: manifest::git_commit(),
         rustc: manifest::rustc_version().to_string(),
         crate_versions: manifest::crate_versions(),
-        hostname: manifest::hostname(),
-        cpu_model: manifest::cpu_model(),
-        cpus: manifest::cpus(),
+        hostname: host::hostname(),
+        cpu_model: host::cpu_model(),
+        cpus: host::cpus(),
         threads: report.threads,
         cells: grid.cells.len(),
         ran: report.ran().len(),
@@ -151,7 +153,7 @@ pub fn record_run(
         failed: report.failed().len(),
         wall_seconds: report.wall_seconds,
         cell_seconds_total: gathered.cell_seconds_total,
-        finished_at: manifest::now(),
+        finished_at: host::now(),
     };
     manifest::record(out, &grid.name, entry)
 }

@@ -370,8 +370,8 @@ pub fn render_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::experiment::MetricRow;
     use crate::results::CELL_WALL_SECONDS;
-    use crate::shard::MetricRow;
 
     fn cell(experiment: &str, seed: u64, ret: Option<f64>) -> CellResult {
         let mut metrics = vec![MetricRow {

@@ -16,6 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -43,9 +44,19 @@ pub static ONLINE: &[&dyn OnlineEntry] = &[
     &OnlineAdapter::<SacParams>::NEW,
 ];
 
-/// The environments an online agent may be asked to run on; whether it can act in one
-/// (a finite box for a tanh-scaled policy, ...) is checked when the grid is loaded.
-pub const ONLINE_ENVIRONMENTS: &[&str] = &["Pendulum-v1", "MountainCarContinuous-v0", "Lqr"];
+/// The environments an online agent may be asked to run on: every environment of
+/// [`env::ENVIRONMENTS`] with a continuous (box) action space. Whether an agent can act in
+/// one at given values (a finite box for a tanh-scaled policy, ...) is checked when the
+/// grid is loaded.
+pub static ONLINE_ENVIRONMENTS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    env::ENVIRONMENTS
+        .iter()
+        .filter(|e| {
+            (e.make)().is_ok_and(|env| matches!(env.action_space(), env::ActionSpace::Box { .. }))
+        })
+        .map(|e| e.id)
+        .collect()
+});
 
 /// The online algorithm named `name`, or an error listing them.
 pub fn online_algorithm(name: &str) -> Result<&'static dyn OnlineEntry> {
@@ -131,7 +142,7 @@ impl<P: OnlineAlgorithm> Adapter for OnlineAdapter<P> {
         P::ALGORITHM
     }
     fn environments(&self) -> &'static [&'static str] {
-        ONLINE_ENVIRONMENTS
+        &ONLINE_ENVIRONMENTS
     }
     fn description(&self) -> &'static str {
         "online agent (policy_param::train): evaluation return every eval_every steps"

@@ -8,12 +8,17 @@
 //! readable shard is listed as unreadable, never fatal: one stray file does not hide the
 //! others.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use polars::prelude::*;
+use polars_io::prelude::{CsvReadOptions, ParquetReader};
+use polars_io::SerReader;
+
 use crate::error::{Error, Result};
-use crate::shard::{self, MetricRow, Shard, Status};
-use crate::tables;
+use crate::experiment::MetricRow;
+use crate::shard::{self, Shard, Status};
 
 /// The metric under which a cell's wall time is tabulated.
 pub const CELL_WALL_SECONDS: &str = "cell_wall_seconds";
@@ -246,8 +251,8 @@ pub fn read_grid(dir: &Path, name: &str) -> Result<Option<GridResults>> {
         if path.is_file() {
             // A table that cannot be read (a foreign notes.csv, a truncated file) is
             // named as unreadable; the other grids of the directory are still read.
-            let read = tables::read_tidy(&path).and_then(|tidy| {
-                tables::cells_from_tidy(name, &tidy).map_err(|r| Error::malformed(&path, r))
+            let read = read_tidy(&path).and_then(|tidy| {
+                cells_from_tidy(name, &tidy).map_err(|r| Error::malformed(&path, r))
             });
             let mut unreadable = unreadable;
             let cells = match read {
@@ -279,4 +284,175 @@ pub fn read_grid(dir: &Path, name: &str) -> Result<Option<GridResults>> {
             unreadable,
         }))
     }
+}
+
+/// Columns every tidy or summary table has; a swept key of the same name gets the
+/// column `param_<key>`.
+pub const FIXED: &[&str] = &[
+    "experiment",
+    "algorithm",
+    "environment",
+    "setting",
+    "seed",
+    "cell",
+    "config_hash",
+    "status",
+    "reason",
+    "metric",
+    "step",
+    "value",
+    "n",
+    "diverged",
+    "mean",
+    "std",
+    "ci95",
+    "ci95_low",
+    "ci95_high",
+    "min",
+    "max",
+];
+
+/// Per row, the swept keys' values (a key absent where the row's experiment does not
+/// sweep it).
+fn sweep_values(
+    frame: &DataFrame,
+    sweep_columns: &[(String, String)],
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    let mut rows = vec![serde_json::Map::new(); frame.height()];
+    for (key, column) in sweep_columns {
+        let series = frame
+            .column(column.as_str())?
+            .as_materialized_series()
+            .clone();
+        if series.dtype().is_primitive_numeric() {
+            let values = series.cast(&DataType::Float64)?;
+            for (row, v) in rows.iter_mut().zip(values.f64()?.iter()) {
+                if let Some(v) = v {
+                    row.insert(key.clone(), serde_json::json!(v));
+                }
+            }
+        } else {
+            let values = series.cast(&DataType::String)?;
+            for (row, v) in rows.iter_mut().zip(values.str()?.iter()) {
+                if let Some(v) = v {
+                    row.insert(key.clone(), serde_json::Value::String(v.to_string()));
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+pub(crate) fn read_csv(path: &Path) -> Result<DataFrame> {
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(None)
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(|r| r.finish())
+        .map_err(|e| Error::malformed(path, format!("not a table: {e}")))
+}
+
+/// A tidy table, from Parquet or CSV (by extension).
+pub fn read_tidy(path: &Path) -> Result<DataFrame> {
+    if path.extension().is_some_and(|x| x == "parquet") {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        ParquetReader::new(file)
+            .finish()
+            .map_err(|e| Error::malformed(path, format!("not a Parquet table: {e}")))
+    } else {
+        read_csv(path)
+    }
+}
+
+pub(crate) fn text_column(
+    frame: &DataFrame,
+    name: &str,
+) -> std::result::Result<Vec<String>, String> {
+    let column = frame
+        .column(name)
+        .map_err(|_| format!("no column {name:?}"))?;
+    let cast = column
+        .cast(&DataType::String)
+        .map_err(|e| format!("column {name:?}: {e}"))?;
+    let values = cast.str().map_err(|e| format!("column {name:?}: {e}"))?;
+    Ok(values
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
+}
+
+pub(crate) fn float_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
+    let values = frame.column(name)?.cast(&DataType::Float64)?;
+    Ok(values
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
+}
+
+pub(crate) fn u64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
+    let values = frame.column(name)?.cast(&DataType::UInt64)?;
+    let values = values.u64()?;
+    if values.null_count() > 0 {
+        return Err(PolarsError::ComputeError(
+            format!("column {name:?} has empty or negative values").into(),
+        ));
+    }
+    Ok(values.iter().map(|v| v.unwrap_or(0)).collect())
+}
+
+/// The cells of grid `grid` in a tidy table, in cell-index order.
+pub fn cells_from_tidy(
+    grid: &str,
+    tidy: &DataFrame,
+) -> std::result::Result<Vec<CellResult>, String> {
+    let text = |name: &str| text_column(tidy, name);
+    let numbers = |name: &str| u64_column(tidy, name).map_err(|e| e.to_string());
+    let (experiment, algorithm, environment, setting) = (
+        text("experiment")?,
+        text("algorithm")?,
+        text("environment")?,
+        text("setting")?,
+    );
+    let (config_hash, status, metric) = (text("config_hash")?, text("status")?, text("metric")?);
+    // Tables written before the reason column: no reason.
+    let reason = text("reason").unwrap_or_else(|_| vec![String::new(); tidy.height()]);
+    let (seed, index, step) = (numbers("seed")?, numbers("cell")?, numbers("step")?);
+    let value = float_column(tidy, "value").map_err(|e| e.to_string())?;
+    let sweep_columns: Vec<(String, String)> = tidy
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .filter(|c| !FIXED.contains(&c.as_str()))
+        .map(|c| (c.strip_prefix("param_").unwrap_or(&c).to_string(), c))
+        .collect();
+    let sweeps = sweep_values(tidy, &sweep_columns).map_err(|e| e.to_string())?;
+    let mut cells: Vec<CellResult> = Vec::new();
+    let mut position: HashMap<&str, usize> = HashMap::new();
+    for i in 0..tidy.height() {
+        let at = *position.entry(config_hash[i].as_str()).or_insert_with(|| {
+            cells.push(CellResult {
+                grid: grid.to_string(),
+                experiment: experiment[i].clone(),
+                algorithm: algorithm[i].clone(),
+                environment: environment[i].clone(),
+                setting: setting[i].clone(),
+                sweep: sweeps[i].clone(),
+                seed: seed[i],
+                index: index[i] as usize,
+                config_hash: config_hash[i].clone(),
+                status: status[i].clone(),
+                reason: reason[i].clone(),
+                metrics: Vec::new(),
+            });
+            cells.len() - 1
+        });
+        cells[at].metrics.push(MetricRow {
+            step: step[i],
+            metric: metric[i].clone(),
+            value: value[i],
+        });
+    }
+    cells.sort_by_key(|c| c.index);
+    Ok(cells)
 }

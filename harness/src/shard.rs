@@ -5,25 +5,15 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Cell, Grid};
 use crate::error::{Error, Result};
+use crate::experiment::MetricRow;
 use crate::files;
 
 /// The shard format's version; a shard of another version is recomputed.
 pub const FORMAT: u32 = 1;
-
-/// One metric value: `metric` at `step` (iteration, evaluation point; 0 when measured once).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MetricRow {
-    pub step: u64,
-    pub metric: String,
-    /// Non-finite values are written as strings ("NaN", "inf", "-inf"): JSON has no
-    /// numbers for them.
-    #[serde(serialize_with = "write_f64", deserialize_with = "read_f64")]
-    pub value: f64,
-}
 
 /// How the cell ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -159,43 +149,7 @@ pub fn move_aside(out: &Path, grid: &Grid, cell: &Cell) -> Result<PathBuf> {
     let from = shard_path(out, grid, cell);
     let dir = out.join(&grid.name).join("corrupt");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let to = dir.join(format!(
-        "{}.{}",
-        cell.shard_file_name(),
-        crate::manifest::now()
-    ));
+    let to = dir.join(format!("{}.{}", cell.shard_file_name(), crate::host::now()));
     std::fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
     Ok(to)
-}
-
-fn write_f64<S: Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
-    if v.is_finite() {
-        s.serialize_f64(*v)
-    } else if v.is_nan() {
-        s.serialize_str("NaN")
-    } else if *v > 0.0 {
-        s.serialize_str("inf")
-    } else {
-        s.serialize_str("-inf")
-    }
-}
-
-fn read_f64<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Number {
-        F(f64),
-        S(String),
-    }
-    match Number::deserialize(d)? {
-        Number::F(v) => Ok(v),
-        Number::S(s) => match s.as_str() {
-            "NaN" => Ok(f64::NAN),
-            "inf" => Ok(f64::INFINITY),
-            "-inf" => Ok(f64::NEG_INFINITY),
-            other => Err(serde::de::Error::custom(format!(
-                "{other:?} is not a number"
-            ))),
-        },
-    }
 }

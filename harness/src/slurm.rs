@@ -1001,7 +1001,7 @@ pub fn submit(
         time: options.time.clone(),
         mem: options.mem.clone(),
         extra: options.extra.clone(),
-        submitted_at: crate::manifest::now(),
+        submitted_at: crate::host::now(),
     };
     let dir = slurm_dir(&out, &grid.name);
     let script_path = dir.join(format!("{job_id}.sbatch"));

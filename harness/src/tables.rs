@@ -16,20 +16,20 @@
 //! never replaced by tables of fewer cells ([`check_no_loss`]).
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
-use polars_io::prelude::{
-    CsvReadOptions, CsvWriter, ParquetCompression, ParquetReader, ParquetWriter,
-};
-use polars_io::{SerReader, SerWriter};
+use polars_io::prelude::{CsvWriter, ParquetCompression, ParquetWriter};
+use polars_io::SerWriter;
 
 use crate::config::{display_value, Grid};
 use crate::error::{Error, Result};
+use crate::experiment::MetricRow;
 use crate::files;
-use crate::results::{self, short_hash, CellResult, CELL_WALL_SECONDS};
-use crate::shard::{self, MetricRow};
+use crate::results::{
+    self, read_csv, read_tidy, short_hash, text_column, CellResult, CELL_WALL_SECONDS, FIXED,
+};
+use crate::shard;
 
 /// A grid's current cells as found in `out/<grid>/cells/`, in cell order.
 pub struct Gathered {
@@ -202,32 +202,6 @@ pub fn check_no_loss(grid: &Grid, gathered: &Gathered, out: &Path) -> Result<()>
     ));
     Err(Error::Refused(reason))
 }
-
-/// Columns every tidy or summary table has; a swept key of the same name gets the
-/// column `param_<key>`.
-const FIXED: &[&str] = &[
-    "experiment",
-    "algorithm",
-    "environment",
-    "setting",
-    "seed",
-    "cell",
-    "config_hash",
-    "status",
-    "reason",
-    "metric",
-    "step",
-    "value",
-    "n",
-    "diverged",
-    "mean",
-    "std",
-    "ci95",
-    "ci95_low",
-    "ci95_high",
-    "min",
-    "max",
-];
 
 /// The swept keys of a grid, in order of first appearance, each with the name of its
 /// column.
@@ -414,37 +388,6 @@ pub fn summary_frame(tidy: &DataFrame, sweep_columns: &[(String, String)]) -> Re
     Ok(summary)
 }
 
-/// Per row, the swept keys' values (a key absent where the row's experiment does not
-/// sweep it).
-fn sweep_values(
-    frame: &DataFrame,
-    sweep_columns: &[(String, String)],
-) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
-    let mut rows = vec![serde_json::Map::new(); frame.height()];
-    for (key, column) in sweep_columns {
-        let series = frame
-            .column(column.as_str())?
-            .as_materialized_series()
-            .clone();
-        if series.dtype().is_primitive_numeric() {
-            let values = series.cast(&DataType::Float64)?;
-            for (row, v) in rows.iter_mut().zip(values.f64()?.iter()) {
-                if let Some(v) = v {
-                    row.insert(key.clone(), serde_json::json!(v));
-                }
-            }
-        } else {
-            let values = series.cast(&DataType::String)?;
-            for (row, v) in rows.iter_mut().zip(values.str()?.iter()) {
-                if let Some(v) = v {
-                    row.insert(key.clone(), serde_json::Value::String(v.to_string()));
-                }
-            }
-        }
-    }
-    Ok(rows)
-}
-
 /// The files [`write_tables`] wrote.
 pub struct TablePaths {
     pub csv: PathBuf,
@@ -487,117 +430,6 @@ fn write_csv(path: &Path, frame: &mut DataFrame) -> Result<()> {
         CsvWriter::new(file).finish(frame)?;
         Ok(())
     })
-}
-
-fn read_csv(path: &Path) -> Result<DataFrame> {
-    CsvReadOptions::default()
-        .with_has_header(true)
-        .with_infer_schema_length(None)
-        .try_into_reader_with_file_path(Some(path.to_path_buf()))
-        .and_then(|r| r.finish())
-        .map_err(|e| Error::malformed(path, format!("not a table: {e}")))
-}
-
-/// A tidy table, from Parquet or CSV (by extension).
-pub fn read_tidy(path: &Path) -> Result<DataFrame> {
-    if path.extension().is_some_and(|x| x == "parquet") {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        ParquetReader::new(file)
-            .finish()
-            .map_err(|e| Error::malformed(path, format!("not a Parquet table: {e}")))
-    } else {
-        read_csv(path)
-    }
-}
-
-fn text_column(frame: &DataFrame, name: &str) -> std::result::Result<Vec<String>, String> {
-    let column = frame
-        .column(name)
-        .map_err(|_| format!("no column {name:?}"))?;
-    let cast = column
-        .cast(&DataType::String)
-        .map_err(|e| format!("column {name:?}: {e}"))?;
-    let values = cast.str().map_err(|e| format!("column {name:?}: {e}"))?;
-    Ok(values
-        .iter()
-        .map(|v| v.unwrap_or_default().to_string())
-        .collect())
-}
-
-fn float_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
-    let values = frame.column(name)?.cast(&DataType::Float64)?;
-    Ok(values
-        .f64()?
-        .iter()
-        .map(|v| v.unwrap_or(f64::NAN))
-        .collect())
-}
-
-fn u64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
-    let values = frame.column(name)?.cast(&DataType::UInt64)?;
-    let values = values.u64()?;
-    if values.null_count() > 0 {
-        return Err(PolarsError::ComputeError(
-            format!("column {name:?} has empty or negative values").into(),
-        ));
-    }
-    Ok(values.iter().map(|v| v.unwrap_or(0)).collect())
-}
-
-/// The cells of grid `grid` in a tidy table, in cell-index order.
-pub fn cells_from_tidy(
-    grid: &str,
-    tidy: &DataFrame,
-) -> std::result::Result<Vec<CellResult>, String> {
-    let text = |name: &str| text_column(tidy, name);
-    let numbers = |name: &str| u64_column(tidy, name).map_err(|e| e.to_string());
-    let (experiment, algorithm, environment, setting) = (
-        text("experiment")?,
-        text("algorithm")?,
-        text("environment")?,
-        text("setting")?,
-    );
-    let (config_hash, status, metric) = (text("config_hash")?, text("status")?, text("metric")?);
-    // Tables written before the reason column: no reason.
-    let reason = text("reason").unwrap_or_else(|_| vec![String::new(); tidy.height()]);
-    let (seed, index, step) = (numbers("seed")?, numbers("cell")?, numbers("step")?);
-    let value = float_column(tidy, "value").map_err(|e| e.to_string())?;
-    let sweep_columns: Vec<(String, String)> = tidy
-        .get_column_names()
-        .iter()
-        .map(|c| c.to_string())
-        .filter(|c| !FIXED.contains(&c.as_str()))
-        .map(|c| (c.strip_prefix("param_").unwrap_or(&c).to_string(), c))
-        .collect();
-    let sweeps = sweep_values(tidy, &sweep_columns).map_err(|e| e.to_string())?;
-    let mut cells: Vec<CellResult> = Vec::new();
-    let mut position: HashMap<&str, usize> = HashMap::new();
-    for i in 0..tidy.height() {
-        let at = *position.entry(config_hash[i].as_str()).or_insert_with(|| {
-            cells.push(CellResult {
-                grid: grid.to_string(),
-                experiment: experiment[i].clone(),
-                algorithm: algorithm[i].clone(),
-                environment: environment[i].clone(),
-                setting: setting[i].clone(),
-                sweep: sweeps[i].clone(),
-                seed: seed[i],
-                index: index[i] as usize,
-                config_hash: config_hash[i].clone(),
-                status: status[i].clone(),
-                reason: reason[i].clone(),
-                metrics: Vec::new(),
-            });
-            cells.len() - 1
-        });
-        cells[at].metrics.push(MetricRow {
-            step: step[i],
-            metric: metric[i].clone(),
-            value: value[i],
-        });
-    }
-    cells.sort_by_key(|c| c.index);
-    Ok(cells)
 }
 
 /// The 0.975 quantile of Student's t with `df` degrees of freedom: exact table values to
@@ -644,6 +476,7 @@ pub fn mean_std_ci(values: &[f64]) -> (usize, f64, f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::{float_column, u64_column};
 
     #[test]
     fn t_quantiles_match_the_table_and_approach_the_normal() {
@@ -758,7 +591,7 @@ mod tests {
         assert!(std[4].is_nan() && ci95[4].is_nan());
         assert_eq!(float("lr")[4], 5.0);
 
-        let back = cells_from_tidy("g", &tidy).unwrap();
+        let back = results::cells_from_tidy("g", &tidy).unwrap();
         assert_eq!(back, cells);
     }
 }

@@ -1,4 +1,4 @@
-//! The `fqi_amortized` adapters (`amortized_fqi_lqr`, `amortized_fqi_pendulum`) on tiny
+//! The `fqi_amortized` adapters (`amortized_fqi_lqr`, `amortized_fqi_mlp`) on tiny
 //! grids: the window K swept as numbers and `"inf"`, its mistakes named; a full budget
 //! reproducing the FQI-explicit reference cell bit for bit; solver calls as the budget
 //! says; the zero budget never fitting the rule; stale answers (K = ∞) biasing the rule on
@@ -265,5 +265,72 @@ fn pendulum_cells_match_the_reference_and_do_not_depend_on_threads() {
         if cfg!(unix) {
             assert!(once(shard, "run_cpu_seconds") > 0.0);
         }
+    }
+}
+
+/// The FQI family takes the environment from the grid: the MLP-q adapters run on
+/// MountainCarContinuous-v0 as on Pendulum-v1 (its state box, observation size and
+/// 999-step time limit read from the environment), and an environment they cannot run
+/// on is refused with the ones they can.
+#[test]
+fn fqi_runs_on_the_environment_the_grid_names() {
+    let text = r#"
+[[experiment]]
+name = "explicit"
+algorithm = "fqi_explicit"
+environment = "MountainCarContinuous-v0"
+seeds = [0]
+[experiment.params]
+points = 100
+width = 8
+iterations = 2
+epochs = 1
+batch_size = 32
+grid_points = 5
+eval_episodes = 1
+eval_every = 0
+
+[[experiment]]
+name = "amortized"
+algorithm = "fqi_amortized"
+environment = "MountainCarContinuous-v0"
+seeds = [0]
+[experiment.params]
+points = 100
+width = 8
+rule_width = 8
+iterations = 2
+epochs = 1
+batch_size = 32
+rule_steps = 5
+rule_batch_size = 32
+grid_points = 5
+eval_episodes = 1
+eval_every = 0
+"#;
+    let dir = TempDir::new("fqi-mountain-car");
+    let grid = Grid::load(&dir.grid("fqi_mountain_car.toml", text)).unwrap();
+    let out = dir.path().join("results");
+    let report = run_grid(&grid, &options(&out, 2)).unwrap();
+    assert_eq!(report.ran().len(), 2, "{:?}", report.outcomes);
+    let shards = shards(&out, &grid);
+    // MountainCar pays 0.1·a² per step (|a| ≤ 1) and +100 at the goal: a return outside
+    // [−99.9, 100] would be another environment's, or an episode past its 999 steps.
+    for (label, metric) in [
+        ("explicit seed=0", "final_eval_return"),
+        ("amortized seed=0", "final_greedy_return"),
+        ("amortized seed=0", "final_rule_return"),
+    ] {
+        let value = once(&shards[label], metric);
+        assert!(
+            (-99.9..=100.0).contains(&value),
+            "{label} {metric} = {value}"
+        );
+    }
+
+    let e = error_of(&text.replace("MountainCarContinuous-v0", "Allocation"));
+    assert_eq!(e.key, "experiment.explicit.environment", "{e}");
+    for known in ["Lqr", "Pendulum-v1", "MountainCarContinuous-v0"] {
+        assert!(e.reason.contains(known), "{e}");
     }
 }

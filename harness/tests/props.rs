@@ -27,8 +27,8 @@ use std::sync::OnceLock;
 use policy_param_harness::compare::{compare_dirs, Comparison, Tolerance};
 use policy_param_harness::config::MAX_CELLS;
 use policy_param_harness::error::MESSAGE_LIMIT;
-use policy_param_harness::results::read_shards;
-use policy_param_harness::{gather, run_grid, shard, tables, Error, Grid, RunOptions};
+use policy_param_harness::results::{self, read_shards};
+use policy_param_harness::{gather, run_grid, shard, Error, Grid, RunOptions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use serde_json::Value as Json;
@@ -1347,10 +1347,10 @@ proptest! {
         let dir = common::TempDir::new("props-csv");
         let path = dir.path().join("t.csv");
         std::fs::write(&path, &text).unwrap();
-        match tables::read_tidy(&path) {
+        match results::read_tidy(&path) {
             Err(e) => one_line(&e.to_string())?,
             Ok(frame) => {
-                if let Err(reason) = tables::cells_from_tidy("t", &frame) {
+                if let Err(reason) = results::cells_from_tidy("t", &frame) {
                     // As `compare` reports it.
                     one_line(&Error::malformed(&path, reason).to_string())?;
                 }
@@ -1365,8 +1365,8 @@ fn the_base_table_reads_back() {
     let dir = common::TempDir::new("props-csv");
     let path = dir.path().join("t.csv");
     std::fs::write(&path, &run().csv).unwrap();
-    let frame = tables::read_tidy(&path).unwrap();
-    let cells = tables::cells_from_tidy("t", &frame).unwrap();
+    let frame = results::read_tidy(&path).unwrap();
+    let cells = results::cells_from_tidy("t", &frame).unwrap();
     assert_eq!(cells.len(), run().shards.len());
 }
 
@@ -1399,7 +1399,7 @@ fn a_ragged_table_gives_a_one_line_error() {
     let dir = common::TempDir::new("props-csv");
     let path = dir.path().join("t.csv");
     std::fs::write(&path, "NaN\n,NaN").unwrap();
-    let e = tables::read_tidy(&path).unwrap_err().to_string();
+    let e = results::read_tidy(&path).unwrap_err().to_string();
     assert!(!e.contains('\n'), "{e:?}");
 }
 

@@ -10,8 +10,8 @@ use std::path::Path;
 use common::TempDir;
 use policy_param_harness::compare::{compare_dirs, Tolerance};
 use policy_param_harness::shard::{self, Status};
-use policy_param_harness::tables;
 use policy_param_harness::{gather, run_cell, run_grid, Grid, Outcome, RunOptions};
+use policy_param_harness::{results, tables};
 
 fn options(out: &Path, threads: usize) -> RunOptions {
     RunOptions {
@@ -367,8 +367,8 @@ fn tables_are_compared_without_shards_and_never_shrink() {
     // One committed value altered in the Parquet table: named by grid, cell, metric, step.
     let altered = dir.path().join("altered");
     std::fs::create_dir_all(&altered).unwrap();
-    let tidy = tables::read_tidy(&clone.join("tiny.parquet")).unwrap();
-    let mut cells = tables::cells_from_tidy("tiny", &tidy).unwrap();
+    let tidy = results::read_tidy(&clone.join("tiny.parquet")).unwrap();
+    let mut cells = results::cells_from_tidy("tiny", &tidy).unwrap();
     let row = cells[9]
         .metrics
         .iter_mut()

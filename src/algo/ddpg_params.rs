@@ -6,12 +6,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::ddpg::{DdpgAgent, DdpgConfig, TargetUpdate};
+use super::online::OnlineAlgorithm;
 use crate::error::{Error, Result};
 use crate::hyperparams::{check_buffer_holds_batch, Hyperparameters, Key, Preset, Range};
 use crate::nn::AdamConfig;
 use crate::noise::{NoiseConfig, OrnsteinUhlenbeckParams};
 use crate::policy::PolicyOutput;
-use crate::train::OnlineAlgorithm;
 
 /// Exploration noise added to d(s; w).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

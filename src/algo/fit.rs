@@ -13,9 +13,9 @@ use rand::seq::SliceRandom;
 
 use super::transitions::Transitions;
 use crate::error::{Error, Result};
-use crate::maximize::QFunction;
-use crate::nn::{mse_with_gradient, Adam, AdamConfig, Mlp, Workspace};
+use crate::nn::{mse_with_gradient, Adam, AdamConfig, Workspace};
 use crate::qfunction::linear::{Features, LinearQ};
+use crate::qfunction::NetworkQ;
 use crate::rng::Rng;
 
 /// `θ ← fit(𝒟)` for approximators of type `Q`.
@@ -136,13 +136,6 @@ impl<F: Features> Fit<LinearQ<F>> for LeastSquares {
             })?;
         Ok(squared_error / count)
     }
-}
-
-/// A q-function computed by an `Mlp<f32>` whose input row is `[s, a]` and whose single
-/// output is q(s, a): what [`AdamFit`] trains.
-pub trait NetworkQ: QFunction {
-    fn network(&self) -> &Mlp<f32>;
-    fn network_mut(&mut self) -> &mut Mlp<f32>;
 }
 
 /// The settings of [`AdamFit`].
@@ -305,6 +298,7 @@ impl<Q: NetworkQ> Fit<Q> for AdamFit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::maximize::QFunction;
     use crate::qfunction::linear::{ActionAffineFeatures, QuadraticFeatures};
     use crate::rng::RunSeed;
 

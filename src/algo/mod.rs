@@ -34,6 +34,7 @@ pub mod td3;
 pub mod td3_params;
 pub mod transitions;
 
+pub use crate::qfunction::NetworkQ;
 pub use amortized_fqi::{
     AmortizedFqi, AmortizedFqiConfig, AmortizedFqiParams, AmortizedIterationReport,
     AmortizedRunSummary, PolicyDataset, SolveBudget,
@@ -42,7 +43,7 @@ pub use decision_rule::{
     DecisionRule, FitLength, LinearPolicy, LinearPolicySettings, MlpPolicy, MlpPolicySettings,
     MlpPolicyWorkspace,
 };
-pub use fit::{AdamFit, AdamFitSettings, Fit, LeastSquares, NetworkQ};
+pub use fit::{AdamFit, AdamFitSettings, Fit, LeastSquares};
 pub use fqi::{
     FittedQIteration, FqiConfig, FqiParams, GreedyPolicy, GreedyWorkspace, IterationReport,
     RunSummary,

@@ -48,6 +48,7 @@ use serde::{Deserialize, Serialize};
 use crate::env::Env;
 use crate::error::{rename_field, Error, Result};
 use crate::eval::{EvalSettings, Evaluation};
+use crate::hyperparams::Hyperparameters;
 use crate::json;
 use crate::nn::{Adam, AdamConfig, Mlp, MlpConfig};
 use crate::policy::ActionMap;
@@ -123,6 +124,19 @@ impl<C> Deref for Checked<C> {
 
 /// The checked configuration of agent `A`.
 pub type ValidConfig<A> = <<A as Agent>::Config as AgentConfig>::Valid;
+
+/// An online algorithm as grids and `policy-param train` run it.
+pub trait OnlineAlgorithm: Hyperparameters {
+    type Agent: Agent;
+
+    /// The agent's configuration for these values (checked by the caller).
+    fn agent_config(&self) -> <Self::Agent as Agent>::Config;
+
+    /// Keys added after results were first committed: left out of a cell's identity
+    /// ([`TrainConfig::identity`](crate::train::TrainConfig::identity)) while they hold
+    /// their default, so that cells computed before the key existed keep their hash.
+    const ADDED_KEYS: &'static [&'static str] = &[];
+}
 
 /// What differs between online agents: how they act and how they learn.
 pub trait Agent: Sized {

@@ -12,11 +12,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::online::OnlineAlgorithm;
 use super::sac::{SacAgent, SacConfig, SoftTarget, Temperature};
 use crate::error::Result;
 use crate::hyperparams::{check_buffer_holds_batch, Hyperparameters, Key, Preset, Range};
 use crate::nn::AdamConfig;
-use crate::train::OnlineAlgorithm;
 
 /// Which SAC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,10 +3,10 @@
 //! rl-baselines3-zoo's Pendulum-v1 settings, as DDPG's and SAC's defaults are) and `sb3`
 //! (Stable-Baselines3's `TD3` defaults, [`Td3Config::default`]).
 
+use super::online::OnlineAlgorithm;
 use super::td3::{Td3Agent, Td3Config};
 use crate::error::Result;
 use crate::hyperparams::{check_buffer_holds_batch, Hyperparameters, Key, Preset, Range};
-use crate::train::OnlineAlgorithm;
 
 impl Td3Config {
     /// rl-baselines3-zoo's `td3.yml` for Pendulum-v1: γ 0.98, B 200 000, 10 000

@@ -18,13 +18,47 @@ pub mod trace;
 
 use crate::error::{Error, Result};
 
-/// The environment ids [`make`] accepts.
-pub const KNOWN_ENVS: &[&str] = &[
-    "Pendulum-v1",
-    "MountainCarContinuous-v0",
-    "Lqr",
-    "Allocation",
+/// One row of [`ENVIRONMENTS`]: an id and how to build it with its default settings.
+pub struct Registered {
+    pub id: &'static str,
+    pub make: fn() -> Result<Box<dyn Env>>,
+}
+
+/// Every environment: what [`make`] builds and what its error lists. Adding an
+/// environment is its module and one row here.
+pub const ENVIRONMENTS: &[Registered] = &[
+    Registered {
+        id: pendulum::ID,
+        make: || Ok(Box::new(pendulum::Pendulum::new())),
+    },
+    Registered {
+        id: mountain_car::ID,
+        make: || Ok(Box::new(mountain_car::MountainCar::new())),
+    },
+    Registered {
+        id: "Lqr",
+        make: || {
+            Ok(Box::new(
+                lqr::Lqr::new(lqr::LqrParams::double_integrator())?,
+            ))
+        },
+    },
+    Registered {
+        id: "Allocation",
+        make: || Ok(Box::new(allocation::Allocation::small()?)),
+    },
 ];
+
+/// The ids of [`ENVIRONMENTS`], in order.
+pub const KNOWN_ENVS: &[&str] = &{
+    let mut ids = [""; ENVIRONMENTS.len()];
+    let mut i = 0;
+    while i < ids.len() {
+        ids[i] = ENVIRONMENTS[i].id;
+        i += 1;
+    }
+    ids
+};
 
 /// One linear constraint `Σ coefficients[i]·x[i] ≤ bound` on an integer action.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -115,6 +149,11 @@ pub trait Env: Send {
     fn action_space(&self) -> &ActionSpace;
     /// Time limit after which `truncated` is set (`None`: no limit).
     fn max_episode_steps(&self) -> Option<usize>;
+    /// `(low, high)`: the box every reachable internal state lies in, where fitted
+    /// Q-iteration draws its base points (`None`: unbounded, as LQR's, or not a box).
+    fn state_bounds(&self) -> Option<(&'static [f64], &'static [f64])> {
+        None
+    }
 
     /// Start an episode. `Some(seed)` reseeds the environment's stream, `None` continues it.
     fn reset_into(&mut self, seed: Option<u64>, observation: &mut [f32]);
@@ -190,13 +229,11 @@ pub fn validate_state(env: &str, expected: usize, state: &[f64]) -> Result<()> {
 
 /// Build an environment by id, with its default settings.
 pub fn make(id: &str) -> Result<Box<dyn Env>> {
-    match id {
-        pendulum::ID => Ok(Box::new(pendulum::Pendulum::new())),
-        mountain_car::ID => Ok(Box::new(mountain_car::MountainCar::new())),
-        "Lqr" => Ok(Box::new(
-            lqr::Lqr::new(lqr::LqrParams::double_integrator())?,
-        )),
-        "Allocation" => Ok(Box::new(allocation::Allocation::small()?)),
-        _ => Err(Error::UnknownEnv(id.to_string())),
+    match ENVIRONMENTS.iter().find(|e| e.id == id) {
+        Some(e) => (e.make)(),
+        None => Err(Error::UnknownEnv {
+            id: id.to_string(),
+            known: KNOWN_ENVS,
+        }),
     }
 }

@@ -172,6 +172,11 @@ impl Env for MountainCar {
         &self.action_space
     }
 
+    /// Position in [−1.2, 0.6] and velocity in [−0.07, 0.07], both clipped.
+    fn state_bounds(&self) -> Option<(&'static [f64], &'static [f64])> {
+        Some((&[MIN_POSITION, -MAX_SPEED], &[MAX_POSITION, MAX_SPEED]))
+    }
+
     fn max_episode_steps(&self) -> Option<usize> {
         Some(self.params.max_episode_steps)
     }

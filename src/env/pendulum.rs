@@ -140,6 +140,14 @@ impl Env for Pendulum {
         &self.action_space
     }
 
+    /// θ ∈ [−π, π] (the angle enters only through cos and sin), θ̇ ∈ [−8, 8] (clipped).
+    fn state_bounds(&self) -> Option<(&'static [f64], &'static [f64])> {
+        Some((
+            &[-std::f64::consts::PI, -MAX_SPEED],
+            &[std::f64::consts::PI, MAX_SPEED],
+        ))
+    }
+
     fn max_episode_steps(&self) -> Option<usize> {
         Some(self.params.max_episode_steps)
     }

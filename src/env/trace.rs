@@ -649,7 +649,9 @@ mod tests {
             "{HEADER}\n{}\n",
             good.replace("MountainCarContinuous-v0", "CartPole-v1")
         );
-        assert!(matches!(check(&unknown), Err(Error::UnknownEnv(id)) if id == "CartPole-v1"));
+        assert!(
+            matches!(check(&unknown), Err(Error::UnknownEnv { id, .. }) if id == "CartPole-v1")
+        );
         assert!(matches!(
             read_trace(Path::new("/nonexistent/trace.csv")),
             Err(Error::Io { .. })

@@ -247,7 +247,7 @@ impl QFunction for MlpQ {
 }
 
 /// FQI's minibatch Adam fit trains the network in place.
-impl crate::algo::NetworkQ for MlpQ {
+impl super::NetworkQ for MlpQ {
     fn network(&self) -> &Mlp<f32> {
         &self.network
     }

@@ -12,3 +12,13 @@ pub mod linear;
 mod mlp;
 
 pub use mlp::{MlpQ, MlpQWorkspace};
+
+use crate::maximize::QFunction;
+use crate::nn::Mlp;
+
+/// A q-function computed by an `Mlp<f32>` whose input row is `[s, a]` and whose single
+/// output is q(s, a): what [`AdamFit`](crate::algo::AdamFit) trains.
+pub trait NetworkQ: QFunction {
+    fn network(&self) -> &Mlp<f32>;
+    fn network_mut(&mut self) -> &mut Mlp<f32>;
+}

@@ -61,7 +61,7 @@ pub struct AllocationMilp;
 impl Experiment for AllocationMilp {
     const NAME: &'static str = "allocation_milp";
     const ALGORITHM: &'static str = "milp_maximize";
-    const ENVIRONMENT: &'static str = "Allocation";
+    const ENVIRONMENTS: &'static [&'static str] = &["Allocation"];
     const DESCRIPTION: &'static str =
         "MILP maximize (good_lp) vs enumeration over integer allocations: agreement and time";
     type Config = Config;
@@ -95,7 +95,7 @@ impl Experiment for AllocationMilp {
         Ok(())
     }
 
-    fn run(c: &Config, seed: u64, ctx: &mut CellContext) -> Result<(), CellError> {
+    fn run(c: &Config, _: &str, seed: u64, ctx: &mut CellContext) -> Result<(), CellError> {
         let resources = c.stock.len();
         let params = AllocationParams {
             stock: c.stock.clone(),

@@ -48,11 +48,9 @@ use policy_param::maximize::{LbfgsSettings, Maximizer, ProjectedLbfgs, Quadratic
 use policy_param::qfunction::linear::{LinearQ, QuadraticFeatures};
 use policy_param::rng::RunSeed;
 
-use super::fqi_lqr::{greedy_gain_and_p, lqr_base_points, relative, LqrMaximizer};
-use super::{
-    at_least, fraction, non_negative, positive, thread_cpu_seconds, FqiMethod, LqrSystemName,
-    Window,
-};
+use super::lqr_setup::{greedy_gain_and_p, lqr_base_points, relative, LqrMaximizer};
+use super::timings::{library_tolerance, Timings};
+use super::{at_least, fraction, non_negative, positive, FqiMethod, LqrSystemName, Window};
 use crate::error::{CellError, Invalid};
 use crate::experiment::{CellContext, Experiment};
 
@@ -119,7 +117,7 @@ pub struct AmortizedFqiLqr;
 impl Experiment for AmortizedFqiLqr {
     const NAME: &'static str = "amortized_fqi_lqr";
     const ALGORITHM: &'static str = "fqi_amortized";
-    const ENVIRONMENT: &'static str = "Lqr";
+    const ENVIRONMENTS: &'static [&'static str] = &["Lqr"];
     const DESCRIPTION: &'static str = "FQI-amortized (or -explicit), quadratic q, linear rule: greedy and rule gain error vs Riccati, δ_q, δ_d, solver calls, time";
     type Config = Config;
 
@@ -139,7 +137,7 @@ impl Experiment for AmortizedFqiLqr {
         at_least("record_every", c.record_every, 1)
     }
 
-    fn run(c: &Config, seed: u64, ctx: &mut CellContext) -> Result<(), CellError> {
+    fn run(c: &Config, _: &str, seed: u64, ctx: &mut CellContext) -> Result<(), CellError> {
         let (env, solution, data) =
             lqr_base_points(c.system, c.state_bound, c.action_bound, c.points, seed)?;
         let (n, m) = (env.system().state_dim(), env.system().action_dim());
@@ -181,61 +179,6 @@ struct Setup {
     action_dim: usize,
     space: ActionSpace,
     data: Transitions,
-}
-
-/// Sums of the iterations' timings, in seconds.
-#[derive(Default)]
-pub(crate) struct Timings {
-    pub run: f64,
-    pub target: f64,
-    pub solve: f64,
-    pub q_fit: f64,
-    pub rule_fit: f64,
-    /// CPU time of the cell's thread inside the iterations (`None`: no such clock).
-    pub cpu: Option<f64>,
-}
-
-impl Timings {
-    pub(crate) fn new() -> Self {
-        Timings {
-            cpu: thread_cpu_seconds().map(|_| 0.0),
-            ..Timings::default()
-        }
-    }
-
-    /// Run one iteration `step`, adding the CPU time it takes to `cpu`.
-    pub(crate) fn cpu_of<T>(&mut self, step: impl FnOnce() -> T) -> T {
-        let start = thread_cpu_seconds();
-        let out = step();
-        self.cpu = match (self.cpu, start, thread_cpu_seconds()) {
-            (Some(sum), Some(start), Some(end)) => Some(sum + (end - start)),
-            _ => None,
-        };
-        out
-    }
-
-    pub(crate) fn record(&self, ctx: &mut CellContext, with_rule: bool) {
-        ctx.record(0, "run_seconds", self.run);
-        if let Some(cpu) = self.cpu {
-            ctx.record(0, "run_cpu_seconds", cpu);
-        }
-        ctx.record(0, "target_seconds", self.target);
-        ctx.record(0, "solve_seconds", self.solve);
-        ctx.record(0, "q_fit_seconds", self.q_fit);
-        if with_rule {
-            ctx.record(0, "rule_fit_seconds", self.rule_fit);
-        }
-    }
-}
-
-/// The library's ε: the adapter applies the stopping rule itself (ε = 0: never), the
-/// library only checks that ε > 0.
-pub(crate) fn library_tolerance(tolerance: f64) -> f64 {
-    if tolerance > 0.0 {
-        tolerance
-    } else {
-        1.0
-    }
 }
 
 fn run_method<M: Maximizer>(

@@ -47,7 +47,7 @@ pub struct LqrGainScale;
 impl Experiment for LqrGainScale {
     const NAME: &'static str = "lqr_gain_scale";
     const ALGORITHM: &'static str = "riccati_gain_scale";
-    const ENVIRONMENT: &'static str = "Lqr";
+    const ENVIRONMENTS: &'static [&'static str] = &["Lqr"];
     const DESCRIPTION: &'static str =
         "exact vs Monte Carlo value of a = −κKs, K from the Riccati equation";
     type Config = Config;
@@ -58,7 +58,7 @@ impl Experiment for LqrGainScale {
         at_least("horizon", c.horizon, 1)
     }
 
-    fn run(c: &Config, seed: u64, ctx: &mut CellContext) -> Result<(), CellError> {
+    fn run(c: &Config, _: &str, seed: u64, ctx: &mut CellContext) -> Result<(), CellError> {
         ctx.set_total(2);
         let mut params = c.system.params();
         params.horizon = Some(c.horizon);

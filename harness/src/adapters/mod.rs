@@ -1,13 +1,16 @@
 //! One adapter per algorithm × environment kind; each file holds its config (with
 //! documented defaults) and its [`Experiment`](crate::experiment::Experiment) impl.
-//! Register a new one in [`crate::experiment::REGISTRY`].
+//! Register a new one in [`crate::registry::BATCH`].
 
 pub mod allocation_milp;
 pub mod amortized_fqi_lqr;
-pub mod amortized_fqi_pendulum;
+pub mod amortized_fqi_mlp;
+pub mod box_task;
 pub mod fqi_lqr;
-pub mod fqi_pendulum;
+pub mod fqi_mlp;
 pub mod lqr_gain_scale;
+mod lqr_setup;
+mod timings;
 
 use std::fmt;
 

@@ -1,30 +1,32 @@
-//! `fitted-q-iteration-explicit` on `Pendulum-v1` with a q-network (the settings of
-//! `examples/fqi_pendulum.rs`, smaller by default): base points are one-step transitions
-//! from states uniform over θ ∈ [−π, π], θ̇ ∈ [−8, 8] with uniform random torques; q is
-//! an MLP on `[cos θ, sin θ, θ̇, a]` fitted by minibatch Adam; `maximize` is a grid over
-//! the torque (`grid`) or multi-start L-BFGS on argmin (`lbfgs`).
+//! `fitted-q-iteration-explicit` with a q-network on any environment of
+//! [`box_task::ENVIRONMENTS`](super::box_task::ENVIRONMENTS) (`Pendulum-v1`,
+//! `MountainCarContinuous-v0`; the defaults are the settings of `examples/fqi_pendulum.rs`,
+//! smaller): base points are one-step transitions from states uniform over the
+//! environment's state box (Pendulum: θ ∈ [−π, π], θ̇ ∈ [−8, 8]) with uniform random
+//! actions; q is an MLP on `[observation, a]` fitted by minibatch Adam; `maximize` is a
+//! grid over the action box (`grid`) or multi-start L-BFGS on argmin (`lbfgs`).
 //!
 //! Metrics per iteration (step n = number of fits done, from 1): `delta`, `fit_loss`,
 //! `iteration_seconds` (timing); every `eval_every` iterations and after the last one,
 //! `eval_return`: the greedy policy's mean undiscounted return over `eval_episodes`
-//! episodes of 200 steps (a uniformly random policy scores about −1200). Once (step 0):
-//! `final_eval_return` (after the last iteration), `iterations` done, `run_seconds`.
+//! episodes as long as the environment's time limit (Pendulum: 200 steps, where a
+//! uniformly random policy scores about −1200). Once (step 0): `final_eval_return`
+//! (after the last iteration), `iterations` done, `run_seconds`.
 //!
 //! A fit loss above `max_loss`, or a non-finite one, is divergence.
 
 use serde::{Deserialize, Serialize};
 
 use policy_param::algo::{
-    sample_transitions, AdamFit, AdamFitSettings, FittedQIteration, FqiParams, UniformBox,
+    sample_transitions, AdamFit, AdamFitSettings, FittedQIteration, FqiParams,
 };
-use policy_param::env::pendulum::Pendulum;
-use policy_param::env::Env;
 use policy_param::eval::{evaluate_with, EvalSettings};
 use policy_param::maximize::{GridMaximizer, LbfgsSettings, Maximizer, ProjectedLbfgs};
 use policy_param::nn::{AdamConfig, Mlp, MlpConfig};
 use policy_param::qfunction::MlpQ;
 use policy_param::rng::RunSeed;
 
+use super::box_task::{self, BoxTask};
 use super::{at_least, discount, positive};
 use crate::error::{CellError, Invalid};
 use crate::experiment::{CellContext, Experiment};
@@ -32,8 +34,8 @@ use crate::experiment::{CellContext, Experiment};
 /// How `maximize` is done.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum PendulumMaximizer {
-    /// `grid_points` evenly spaced torques in [−2, 2].
+pub enum MlpMaximizer {
+    /// `grid_points` evenly spaced values of each action component over its box.
     #[default]
     Grid,
     /// Multi-start projected L-BFGS (argmin), default settings.
@@ -60,8 +62,8 @@ pub struct Config {
     /// γ ∈ (0, 1]. Default 0.97.
     pub gamma: f64,
     /// `grid` or `lbfgs`. Default `grid`.
-    pub maximizer: PendulumMaximizer,
-    /// Torques of the grid maximizer (≥ 2). Default 21.
+    pub maximizer: MlpMaximizer,
+    /// Points per action component of the grid maximizer (≥ 2). Default 21.
     pub grid_points: usize,
     /// Actions per base-point state for δ. Default 2.
     pub delta_actions: usize,
@@ -84,7 +86,7 @@ impl Default for Config {
             batch_size: 128,
             lr: 1e-3,
             gamma: 0.97,
-            maximizer: PendulumMaximizer::Grid,
+            maximizer: MlpMaximizer::Grid,
             grid_points: 21,
             delta_actions: 2,
             eval_episodes: 10,
@@ -94,12 +96,12 @@ impl Default for Config {
     }
 }
 
-pub struct FqiPendulum;
+pub struct FqiMlp;
 
-impl Experiment for FqiPendulum {
-    const NAME: &'static str = "fqi_pendulum";
+impl Experiment for FqiMlp {
+    const NAME: &'static str = "fqi_mlp";
     const ALGORITHM: &'static str = "fqi_explicit";
-    const ENVIRONMENT: &'static str = "Pendulum-v1";
+    const ENVIRONMENTS: &'static [&'static str] = box_task::ENVIRONMENTS;
     const DESCRIPTION: &'static str =
         "FQI-explicit, MLP q, Adam fit, grid or L-BFGS maximize: δ, fit loss, greedy return";
     type Config = Config;
@@ -118,16 +120,24 @@ impl Experiment for FqiPendulum {
         positive("max_loss", c.max_loss)
     }
 
-    fn run(c: &Config, seed: u64, ctx: &mut CellContext) -> Result<(), CellError> {
+    fn run(
+        c: &Config,
+        environment: &str,
+        seed: u64,
+        ctx: &mut CellContext,
+    ) -> Result<(), CellError> {
         let seed = RunSeed(seed);
-        let mut env = Pendulum::new();
-        let states = UniformBox {
-            low: vec![-std::f64::consts::PI, -8.0],
-            high: vec![std::f64::consts::PI, 8.0],
-        };
-        let data = sample_transitions(&mut env, &states, None, c.points, seed.child("data", 0))?;
+        let (task, mut env) = BoxTask::new(environment)?;
+        let data = sample_transitions(
+            env.as_mut(),
+            &task.states,
+            None,
+            c.points,
+            seed.child("data", 0),
+        )?;
+        let input = task.observation_dim + task.action_dim;
         let network = Mlp::new(
-            &MlpConfig::new(&[4, c.width, c.width, 1]),
+            &MlpConfig::new(&[input, c.width, c.width, 1]),
             &mut seed.stream("q-init"),
         )?;
         let params = FqiParams {
@@ -137,28 +147,30 @@ impl Experiment for FqiPendulum {
             delta_actions_per_state: c.delta_actions,
             seed,
         };
-        let q = MlpQ::new(network, 3)?;
+        let q = MlpQ::new(network, task.observation_dim)?;
         let fit = AdamFit::new(AdamFitSettings {
             epochs: c.epochs,
             batch_size: c.batch_size,
             adam: AdamConfig::with_lr(c.lr),
         })?;
-        let space = env.action_space().clone();
+        let space = task.space.clone();
         match c.maximizer {
-            PendulumMaximizer::Grid => {
+            MlpMaximizer::Grid => {
                 let maximizer = GridMaximizer::new(space, c.grid_points)?;
                 iterate(
                     FittedQIteration::new(&params, q, maximizer, fit, data)?,
                     c,
+                    &task,
                     seed,
                     ctx,
                 )
             }
-            PendulumMaximizer::Lbfgs => {
+            MlpMaximizer::Lbfgs => {
                 let maximizer = ProjectedLbfgs::new(space, LbfgsSettings::default())?;
                 iterate(
                     FittedQIteration::new(&params, q, maximizer, fit, data)?,
                     c,
+                    &task,
                     seed,
                     ctx,
                 )
@@ -170,6 +182,7 @@ impl Experiment for FqiPendulum {
 fn iterate<M: Maximizer>(
     mut fqi: FittedQIteration<MlpQ, M, AdamFit>,
     c: &Config,
+    task: &BoxTask<'_>,
     seed: RunSeed,
     ctx: &mut CellContext,
 ) -> Result<(), CellError> {
@@ -178,9 +191,9 @@ fn iterate<M: Maximizer>(
         episodes: c.eval_episodes,
         seed: seed.child("eval", 0),
         gamma: 1.0,
-        max_steps: 200,
+        max_steps: task.eval_steps,
     };
-    let make_env = || Ok(Box::new(Pendulum::new()) as Box<dyn Env>);
+    let make_env = task.make_env();
     let start = std::time::Instant::now();
     loop {
         let report = fqi.step()?;

@@ -1,9 +1,11 @@
-//! `fitted-q-iteration-amortized` on `Pendulum-v1` (algorithm `fqi_amortized`), with the
-//! q side of `fqi_pendulum`: base points are one-step transitions from states uniform
-//! over θ ∈ [−π, π], θ̇ ∈ [−8, 8] with uniform random torques; q is an MLP on
-//! `[cos θ, sin θ, θ̇, a]` fitted by minibatch Adam; `maximize` is a grid of
-//! `grid_points` torques. The decision rule d(s; w) is an MLP on the observation
-//! `[cos θ, sin θ, θ̇]` with a tanh output scaled onto [−2, 2], fitted by Adam regression
+//! `fitted-q-iteration-amortized` (algorithm `fqi_amortized`) on any environment of
+//! [`box_task::ENVIRONMENTS`](super::box_task::ENVIRONMENTS) (`Pendulum-v1`,
+//! `MountainCarContinuous-v0`), with the q side of `fqi_mlp`: base points are one-step
+//! transitions from states uniform over the environment's state box (Pendulum: θ ∈
+//! [−π, π], θ̇ ∈ [−8, 8]) with uniform random actions; q is an MLP on
+//! `[observation, a]` fitted by minibatch Adam; `maximize` is a grid of `grid_points` per
+//! action component. The decision rule d(s; w) is an MLP on the observation (Pendulum:
+//! `[cos θ, sin θ, θ̇]`) with a tanh output scaled onto the action box, fitted by Adam regression
 //! on 𝒟_d for exactly `rule_steps` minibatch steps per iteration (the same fitting effort
 //! whatever the budget and the window).
 //!
@@ -15,8 +17,9 @@
 //!
 //! Metrics every `record_every` iterations and at the last (step n = fits done, from 1):
 //! `delta_q`, `delta_d` (amortized), `q_fit_loss`, `solver_calls` (so far). Every `eval_every` iterations and
-//! at the last, mean undiscounted return over `eval_episodes` episodes of 200 steps (a
-//! uniformly random policy scores about −1200) of
+//! at the last, mean undiscounted return over `eval_episodes` episodes as long as the
+//! environment's time limit (Pendulum: 200 steps; a uniformly random policy scores about
+//! −1200) of
 //! - `rule_return` (amortized): the decision rule d(s; wₙ) acting alone, solver-free;
 //! - `greedy_return`: the greedy policy of q(·; θₙ), which calls the grid maximizer at
 //!   every step.
@@ -35,17 +38,15 @@ use policy_param::algo::deterministic_policy::PolicyOutput;
 use policy_param::algo::{
     sample_transitions, AdamFit, AdamFitSettings, AmortizedFqi, AmortizedFqiParams, FitLength,
     FittedQIteration, FqiParams, GreedyPolicy, MlpPolicy, MlpPolicySettings, SolveBudget,
-    UniformBox,
 };
-use policy_param::env::pendulum::Pendulum;
-use policy_param::env::Env;
 use policy_param::eval::{evaluate_with, EvalSettings};
 use policy_param::maximize::{GridMaximizer, Maximizer};
 use policy_param::nn::{AdamConfig, Mlp, MlpConfig};
 use policy_param::qfunction::MlpQ;
 use policy_param::rng::RunSeed;
 
-use super::amortized_fqi_lqr::{library_tolerance, Timings};
+use super::box_task::{self, BoxTask};
+use super::timings::{library_tolerance, Timings};
 use super::{at_least, discount, fraction, non_negative, positive, FqiMethod, Window};
 use crate::error::{CellError, Invalid};
 use crate::experiment::{CellContext, Experiment};
@@ -75,7 +76,7 @@ pub struct Config {
     pub lr: f64,
     /// γ ∈ (0, 1]. Default 0.97.
     pub gamma: f64,
-    /// Torques of the grid maximizer (≥ 2). Default 21.
+    /// Points per action component of the grid maximizer (≥ 2). Default 21.
     pub grid_points: usize,
     /// Width of the rule's two hidden layers (≥ 1). Default 64.
     pub rule_width: usize,
@@ -123,12 +124,12 @@ impl Default for Config {
     }
 }
 
-pub struct AmortizedFqiPendulum;
+pub struct AmortizedFqiMlp;
 
-impl Experiment for AmortizedFqiPendulum {
-    const NAME: &'static str = "amortized_fqi_pendulum";
+impl Experiment for AmortizedFqiMlp {
+    const NAME: &'static str = "amortized_fqi_mlp";
     const ALGORITHM: &'static str = "fqi_amortized";
-    const ENVIRONMENT: &'static str = "Pendulum-v1";
+    const ENVIRONMENTS: &'static [&'static str] = box_task::ENVIRONMENTS;
     const DESCRIPTION: &'static str = "FQI-amortized (or -explicit), MLP q and MLP rule, grid maximize: rule and greedy return, δ_q, δ_d, solver calls, time";
     type Config = Config;
 
@@ -152,31 +153,39 @@ impl Experiment for AmortizedFqiPendulum {
         at_least("record_every", c.record_every, 1)
     }
 
-    fn run(c: &Config, seed: u64, ctx: &mut CellContext) -> Result<(), CellError> {
+    fn run(
+        c: &Config,
+        environment: &str,
+        seed: u64,
+        ctx: &mut CellContext,
+    ) -> Result<(), CellError> {
         let seed = RunSeed(seed);
-        let mut env = Pendulum::new();
-        let states = UniformBox {
-            low: vec![-std::f64::consts::PI, -8.0],
-            high: vec![std::f64::consts::PI, 8.0],
-        };
-        let data = sample_transitions(&mut env, &states, None, c.points, seed.child("data", 0))?;
+        let (task, mut env) = BoxTask::new(environment)?;
+        let data = sample_transitions(
+            env.as_mut(),
+            &task.states,
+            None,
+            c.points,
+            seed.child("data", 0),
+        )?;
+        let input = task.observation_dim + task.action_dim;
         let network = Mlp::new(
-            &MlpConfig::new(&[4, c.width, c.width, 1]),
+            &MlpConfig::new(&[input, c.width, c.width, 1]),
             &mut seed.stream("q-init"),
         )?;
-        let q = MlpQ::new(network, 3)?;
+        let q = MlpQ::new(network, task.observation_dim)?;
         let fit = AdamFit::new(AdamFitSettings {
             epochs: c.epochs,
             batch_size: c.batch_size,
             adam: AdamConfig::with_lr(c.lr),
         })?;
-        let space = env.action_space().clone();
+        let space = task.space.clone();
         let maximizer = GridMaximizer::new(space.clone(), c.grid_points)?;
         let evaluation = EvalSettings {
             episodes: c.eval_episodes,
             seed: seed.child("eval", 0),
             gamma: 1.0,
-            max_steps: 200,
+            max_steps: task.eval_steps,
         };
         let tolerance = library_tolerance(c.tolerance);
         let mut timings = Timings::new();
@@ -222,7 +231,7 @@ impl Experiment for AmortizedFqiPendulum {
                         ctx.record(s, "solver_calls", calls as f64);
                     }
                     if evaluate_now(step, last) {
-                        let greedy = greedy_return(&fqi.greedy_policy(), &evaluation)?;
+                        let greedy = greedy_return(&fqi.greedy_policy(), &task, &evaluation)?;
                         ctx.record(s, "greedy_return", greedy);
                         if last {
                             ctx.record(0, "final_greedy_return", greedy);
@@ -248,8 +257,13 @@ impl Experiment for AmortizedFqiPendulum {
                     seed,
                 };
                 let actor = Mlp::new(
-                    &MlpConfig::new(&[3, c.rule_width, c.rule_width, 1])
-                        .output(PolicyOutput::TanhScaled.activation()),
+                    &MlpConfig::new(&[
+                        task.observation_dim,
+                        c.rule_width,
+                        c.rule_width,
+                        task.action_dim,
+                    ])
+                    .output(PolicyOutput::TanhScaled.activation()),
                     &mut seed.stream("d-init"),
                 )?;
                 let rule = MlpPolicy::new(
@@ -262,7 +276,7 @@ impl Experiment for AmortizedFqiPendulum {
                     },
                 )?;
                 let mut fqi = AmortizedFqi::new(&params, q, maximizer, fit, rule, data)?;
-                let make_env = || Ok(Box::new(Pendulum::new()) as Box<dyn Env>);
+                let make_env = task.make_env();
                 loop {
                     let report = timings.cpu_of(|| fqi.step())?;
                     let step = fqi.iteration();
@@ -289,7 +303,7 @@ impl Experiment for AmortizedFqiPendulum {
                             .policy()
                             .evaluate(make_env, &evaluation)?
                             .mean_return();
-                        let greedy = greedy_return(&fqi.greedy_policy(), &evaluation)?;
+                        let greedy = greedy_return(&fqi.greedy_policy(), &task, &evaluation)?;
                         ctx.record(s, "rule_return", rule);
                         ctx.record(s, "greedy_return", greedy);
                         if last {
@@ -313,11 +327,11 @@ impl Experiment for AmortizedFqiPendulum {
 /// Mean return of the greedy policy of q (a `maximize` per step).
 fn greedy_return<M: Maximizer>(
     policy: &GreedyPolicy<'_, MlpQ, M>,
+    task: &BoxTask<'_>,
     settings: &EvalSettings,
 ) -> Result<f64, CellError> {
-    let make_env = || Ok(Box::new(Pendulum::new()) as Box<dyn Env>);
     let evaluation = evaluate_with(
-        make_env,
+        task.make_env(),
         || policy.workspace(),
         |ws, obs, rng, action| policy.greedy_action(ws, obs, rng, action),
         settings,
