@@ -36,8 +36,8 @@ use serde::{Deserialize, Serialize};
 use policy_param::algo::decision_rule::mlp_policy_map;
 use policy_param::algo::deterministic_policy::PolicyOutput;
 use policy_param::algo::{
-    sample_transitions, AdamFit, AdamFitSettings, AmortizedFqi, AmortizedFqiParams, FitLength,
-    FittedQIteration, FqiParams, GreedyPolicy, MlpPolicy, MlpPolicySettings, SolveBudget,
+    AdamFit, AdamFitSettings, AmortizedFqi, AmortizedFqiParams, FitLength, FittedQIteration,
+    FqiParams, GreedyPolicy, MlpPolicy, MlpPolicySettings, SolveBudget,
 };
 use policy_param::eval::{evaluate_with, EvalSettings};
 use policy_param::maximize::{GridMaximizer, Maximizer};
@@ -160,20 +160,9 @@ impl Experiment for AmortizedFqiMlp {
         ctx: &mut CellContext,
     ) -> Result<(), CellError> {
         let seed = RunSeed(seed);
-        let (task, mut env) = BoxTask::new(environment)?;
-        let data = sample_transitions(
-            env.as_mut(),
-            &task.states,
-            None,
-            c.points,
-            seed.child("data", 0),
-        )?;
-        let input = task.observation_dim + task.action_dim;
-        let network = Mlp::new(
-            &MlpConfig::new(&[input, c.width, c.width, 1]),
-            &mut seed.stream("q-init"),
-        )?;
-        let q = MlpQ::new(network, task.observation_dim)?;
+        let mut task = BoxTask::new(environment)?;
+        let data = task.base_points(c.points, seed)?;
+        let q = task.q_network(c.width, seed)?;
         let fit = AdamFit::new(AdamFitSettings {
             epochs: c.epochs,
             batch_size: c.batch_size,

@@ -3,8 +3,11 @@
 //! action box, the observation and action sizes, and the evaluation length (the
 //! environment's own time limit).
 
-use policy_param::algo::UniformBox;
+use policy_param::algo::{sample_transitions, Transitions, UniformBox};
 use policy_param::env::{self, ActionSpace, Env};
+use policy_param::nn::{Mlp, MlpConfig};
+use policy_param::qfunction::MlpQ;
+use policy_param::rng::RunSeed;
 use policy_param::train::EVAL_STEPS_WITHOUT_TIME_LIMIT;
 
 use crate::error::CellError;
@@ -23,11 +26,13 @@ pub(crate) struct BoxTask<'a> {
     pub action_dim: usize,
     /// Steps of an evaluation episode: the time limit.
     pub eval_steps: usize,
+    /// The instance base points are drawn with.
+    env: Box<dyn Env>,
 }
 
 impl<'a> BoxTask<'a> {
-    /// The task of environment `id`, and an instance of it to draw base points with.
-    pub fn new(id: &'a str) -> Result<(Self, Box<dyn Env>), CellError> {
+    /// The task of environment `id`.
+    pub fn new(id: &'a str) -> Result<Self, CellError> {
         let env = env::make(id)?;
         let Some((low, high)) = env.state_bounds() else {
             return Err(CellError::Failed(policy_param::Error::invalid(
@@ -47,13 +52,39 @@ impl<'a> BoxTask<'a> {
             eval_steps: env
                 .max_episode_steps()
                 .unwrap_or(EVAL_STEPS_WITHOUT_TIME_LIMIT),
+            env,
         };
-        Ok((task, env))
+        Ok(task)
+    }
+
+    /// `points` one-step base points: states uniform over the box, uniform actions, from
+    /// the cell's `"data"` stream.
+    pub fn base_points(&mut self, points: usize, seed: RunSeed) -> Result<Transitions, CellError> {
+        let data = sample_transitions(
+            self.env.as_mut(),
+            &self.states,
+            None,
+            points,
+            seed.child("data", 0),
+        )?;
+        Ok(data)
+    }
+
+    /// q(s, a; θ): an MLP on `[observation, a]` with two hidden layers of `width`,
+    /// initialized from the cell's `"q-init"` stream.
+    pub fn q_network(&self, width: usize, seed: RunSeed) -> Result<MlpQ, CellError> {
+        let input = self.observation_dim + self.action_dim;
+        let network = Mlp::new(
+            &MlpConfig::new(&[input, width, width, 1]),
+            &mut seed.stream("q-init"),
+        )?;
+        Ok(MlpQ::new(network, self.observation_dim)?)
     }
 
     /// A fresh instance per evaluation episode.
-    pub fn make_env(&self) -> impl Fn() -> policy_param::Result<Box<dyn Env>> + Sync + Copy + '_ {
-        move || env::make(self.id)
+    pub fn make_env(&self) -> impl Fn() -> policy_param::Result<Box<dyn Env>> + Sync + Copy + 'a {
+        let id = self.id;
+        move || env::make(id)
     }
 }
 

@@ -17,12 +17,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use policy_param::algo::{
-    sample_transitions, AdamFit, AdamFitSettings, FittedQIteration, FqiParams,
-};
+use policy_param::algo::{AdamFit, AdamFitSettings, FittedQIteration, FqiParams};
 use policy_param::eval::{evaluate_with, EvalSettings};
 use policy_param::maximize::{GridMaximizer, LbfgsSettings, Maximizer, ProjectedLbfgs};
-use policy_param::nn::{AdamConfig, Mlp, MlpConfig};
+use policy_param::nn::AdamConfig;
 use policy_param::qfunction::MlpQ;
 use policy_param::rng::RunSeed;
 
@@ -127,19 +125,9 @@ impl Experiment for FqiMlp {
         ctx: &mut CellContext,
     ) -> Result<(), CellError> {
         let seed = RunSeed(seed);
-        let (task, mut env) = BoxTask::new(environment)?;
-        let data = sample_transitions(
-            env.as_mut(),
-            &task.states,
-            None,
-            c.points,
-            seed.child("data", 0),
-        )?;
-        let input = task.observation_dim + task.action_dim;
-        let network = Mlp::new(
-            &MlpConfig::new(&[input, c.width, c.width, 1]),
-            &mut seed.stream("q-init"),
-        )?;
+        let mut task = BoxTask::new(environment)?;
+        let data = task.base_points(c.points, seed)?;
+        let q = task.q_network(c.width, seed)?;
         let params = FqiParams {
             gamma: c.gamma,
             max_iterations: c.iterations,
@@ -147,7 +135,6 @@ impl Experiment for FqiMlp {
             delta_actions_per_state: c.delta_actions,
             seed,
         };
-        let q = MlpQ::new(network, task.observation_dim)?;
         let fit = AdamFit::new(AdamFitSettings {
             epochs: c.epochs,
             batch_size: c.batch_size,
