@@ -18,6 +18,7 @@ pub static BATCH: &[&dyn Adapter] = &[
     &Registered::<adapters::allocation_milp::AllocationMilp>::NEW,
     &Registered::<adapters::amortized_fqi_lqr::AmortizedFqiLqr>::NEW,
     &Registered::<adapters::amortized_fqi_mlp::AmortizedFqiMlp>::NEW,
+    &Registered::<adapters::nfqca::NfqcaExperiment>::NEW,
 ];
 
 /// Every adapter: [`BATCH`], then [`ONLINE`].

@@ -10,6 +10,7 @@ pub mod fqi_lqr;
 pub mod fqi_mlp;
 pub mod lqr_gain_scale;
 mod lqr_setup;
+pub mod nfqca;
 mod timings;
 
 use std::fmt;
