@@ -8,7 +8,7 @@ use rand::{Rng as _, SeedableRng};
 
 use policy_param::algo::fit::LeastSquares;
 use policy_param::algo::smooth_fqi::{
-    BoxQuadrature, LogPartition, LogPartitionSettings, SmoothFqi,
+    BoxQuadrature, LogPartition, LogPartitionSettings, MonteCarloLogPartition, SmoothFqi,
 };
 use policy_param::algo::{FqiParams, Transitions};
 use policy_param::env::lqr::{LqrParams, LqrSystem, SoftLqrSolution};
@@ -423,4 +423,143 @@ fn a_nan_q_is_a_numerical_error() {
         &mut RunSeed(0).stream("x"),
     );
     assert!(matches!(result, Err(Error::Numerical { .. })), "{result:?}");
+}
+
+/// Mean and standard deviation of `x`.
+fn mean_std(x: &[f64]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// `repeats` Monte Carlo estimates of the log-partition of `q` at `state`, each from its
+/// own stream.
+fn monte_carlo_estimates(
+    estimator: &MonteCarloLogPartition,
+    q: &Bump,
+    state: &[f64],
+    repeats: u64,
+) -> Vec<f64> {
+    let mut ws = estimator.workspace();
+    let mut action = vec![0.0; state.len()];
+    (0..repeats)
+        .map(|i| {
+            estimator
+                .maximize(
+                    q,
+                    &mut (),
+                    &mut ws,
+                    state,
+                    &mut action,
+                    &mut RunSeed(9).indexed("mc", i),
+                )
+                .unwrap()
+                .value
+        })
+        .collect()
+}
+
+#[test]
+fn monte_carlo_is_exact_on_a_flat_q_and_biased_low_with_shrinking_spread_on_a_bump() {
+    // Flat q: every draw gives the same exp(q/β), so the estimate is exact for any N.
+    let flat = Bump {
+        dim: 1,
+        k: 0.0,
+        offset: 3.0,
+    };
+    let beta = 0.5;
+    let estimator = MonteCarloLogPartition::new(&unit_box(1, 2.0), beta, 3).unwrap();
+    for v in monte_carlo_estimates(&estimator, &flat, &[0.1], 20) {
+        assert!((v - (3.0 + beta * 4f64.ln())).abs() < 1e-12, "{v}");
+    }
+    // A bump well inside the box: exact value offset + (β/2) log(πβ/k).
+    let bump = Bump {
+        dim: 1,
+        k: 2.0,
+        offset: 0.0,
+    };
+    let exact = 0.5 * beta * (std::f64::consts::PI * beta / 2.0).ln();
+    let mut previous = (f64::NEG_INFINITY, f64::INFINITY);
+    for samples in [4, 16, 64, 256] {
+        let estimator = MonteCarloLogPartition::new(&unit_box(1, 4.0), beta, samples).unwrap();
+        let (mean, std) = mean_std(&monte_carlo_estimates(&estimator, &bump, &[0.3], 4000));
+        let bias = mean - exact;
+        // Jensen: biased low, by more than the standard error of the 4000-run mean.
+        assert!(
+            bias < -3.0 * std / 4000f64.sqrt(),
+            "N {samples}: bias {bias}, std {std}"
+        );
+        // More samples: less bias and less spread.
+        assert!(
+            bias > previous.0 && std < previous.1,
+            "N {samples}: {bias}, {std} after {previous:?}"
+        );
+        previous = (bias, std);
+    }
+    assert!(previous.0 > -0.01, "N 256: bias {}", previous.0);
+}
+
+#[test]
+fn boltzmann_draws_have_the_boltzmann_mean_and_variance() {
+    // exp(q/β) with q = −k(a − s)²: a Gaussian of mean s and variance β/(2k).
+    let (beta, k, state) = (0.5, 2.0, [0.3]);
+    let partition = LogPartition::new(
+        &unit_box(1, 4.0),
+        LogPartitionSettings {
+            beta,
+            panels: 64,
+            order: 8,
+        },
+    )
+    .unwrap();
+    let q = Bump {
+        dim: 1,
+        k,
+        offset: -7.0,
+    };
+    let mut ws = partition.workspace();
+    let mut rng = RunSeed(4).stream("draws");
+    let draws: Vec<f64> = (0..20_000)
+        .map(|_| {
+            let mut a = [0.0];
+            partition
+                .sample_action(&q, &mut (), &mut ws, &state, &mut a, &mut rng)
+                .unwrap();
+            a[0]
+        })
+        .collect();
+    let (mean, std) = mean_std(&draws);
+    let sigma = (beta / (2.0 * k)).sqrt();
+    // 5 standard errors of the mean; the variance to 5%.
+    assert!(
+        (mean - 0.3).abs() < 5.0 * sigma / 20_000f64.sqrt(),
+        "mean {mean}"
+    );
+    assert!((std / sigma - 1.0).abs() < 0.05, "std {std} vs {sigma}");
+}
+
+#[test]
+fn monte_carlo_settings_are_errors_naming_the_field() {
+    let space = unit_box(1, 1.0);
+    let cases = [
+        (
+            MonteCarloLogPartition::new(&space, 0.0, 8),
+            "monte_carlo.beta",
+        ),
+        (
+            MonteCarloLogPartition::new(&space, 1.0, 0),
+            "monte_carlo.samples",
+        ),
+        (
+            MonteCarloLogPartition::new(&unit_box(1, f64::INFINITY), 1.0, 8),
+            "monte_carlo.action_space",
+        ),
+    ];
+    for (result, expected) in cases {
+        match result {
+            Err(Error::InvalidParameter { field, .. }) => assert_eq!(field, expected),
+            other => panic!("{expected}: expected an invalid-parameter error, got {other:?}"),
+        }
+    }
 }

@@ -19,6 +19,7 @@ pub static BATCH: &[&dyn Adapter] = &[
     &Registered::<adapters::amortized_fqi_lqr::AmortizedFqiLqr>::NEW,
     &Registered::<adapters::amortized_fqi_mlp::AmortizedFqiMlp>::NEW,
     &Registered::<adapters::nfqca::NfqcaExperiment>::NEW,
+    &Registered::<adapters::smooth_fqi_lqr::SmoothFqiLqr>::NEW,
 ];
 
 /// Every adapter: [`BATCH`], then [`ONLINE`].

@@ -38,6 +38,19 @@
 //! then holds those means, and [`FittedQIteration::greedy_policy`] acts with them (on
 //! soft LQR: `−Ks`, the mean of the soft-optimal Gaussian).
 //!
+//! # The integral, by sampling
+//! The chapter's other route replaces the integral by samples. [`MonteCarloLogPartition`]
+//! draws `N` actions uniformly over the box (a fresh draw per base point, from the stream
+//! FQI hands the maximizer) and returns `β log(|A| · (1/N) Σⱼ exp(q(s', aⱼ)/β))`: a
+//! consistent estimator, biased low for every finite `N` (Jensen: `E log X̂ ≤ log E X̂`),
+//! with a variance that falls as `1/N` — and a variance that explodes when the Boltzmann
+//! density is narrow against the box (small β), because few draws land where the mass is.
+//! `experiments/smooth_fqi.toml` measures both against the soft-LQR closed form.
+//!
+//! # Acting with the Boltzmann policy
+//! [`LogPartition::sample_action`] draws from the quadrature's discrete version of
+//! `d(a|s) ∝ exp(q(s, a)/β)`: node `aⱼ` with probability `wⱼ exp(q(s, aⱼ)/β) / Z`.
+//!
 //! Error messages of the shared iteration name `fitted-q-iteration-explicit`, the
 //! pseudocode this one reuses.
 
@@ -48,10 +61,15 @@ use crate::env::ActionSpace;
 use crate::error::{Error, Result};
 use crate::maximize::{Maximizer, Maximum, QFunction};
 use crate::rng::Rng;
+use rand::Rng as _;
 
 /// Smooth FQI: [`FittedQIteration`] whose step 3.2.1 is [`LogPartition`]'s
 /// `β log ∫ exp(q/β)`.
 pub type SmoothFqi<Q, F> = FittedQIteration<Q, LogPartition, F>;
+
+/// Smooth FQI whose step 3.2.1 estimates `β log ∫ exp(q/β)` by Monte Carlo over actions
+/// ([`MonteCarloLogPartition`]).
+pub type SampledSmoothFqi<Q, F> = FittedQIteration<Q, MonteCarloLogPartition, F>;
 
 /// Most quadrature nodes a [`BoxQuadrature`] may have (2²⁰: a 1024 × 1024 grid).
 pub const MAX_NODES: usize = 1 << 20;
@@ -366,6 +384,242 @@ impl Maximizer for LogPartition {
         Ok(Maximum {
             value: self.beta * log_z,
             evaluations: self.quadrature.len(),
+        })
+    }
+}
+
+impl LogPartition {
+    /// Draws an action from the Boltzmann policy `d(a|state) ∝ exp(q(state, a)/β)` as the
+    /// quadrature sees it: node `aⱼ` with probability `wⱼ exp(q(state, aⱼ)/β) / Z`.
+    /// Returns the smooth maximum `β log Z`, as [`Maximizer::maximize`] does.
+    pub fn sample_action<Q: QFunction>(
+        &self,
+        q: &Q,
+        q_ws: &mut Q::Workspace,
+        ws: &mut LogPartitionWorkspace,
+        state: &[f64],
+        action: &mut [f64],
+        rng: &mut Rng,
+    ) -> Result<Maximum> {
+        crate::maximize::check_call("log-partition sample", &self.space, q, state, action)?;
+        let nodes = self.quadrature.nodes();
+        q.values_at_actions(q_ws, state, nodes, &mut ws.values)?;
+        let inverse_beta = 1.0 / self.beta;
+        for v in ws.values.iter_mut() {
+            *v *= inverse_beta;
+        }
+        let log_z = self.quadrature.log_integral_exp(&ws.values);
+        if !log_z.is_finite() {
+            return Err(Error::Numerical {
+                context: "log-partition sample".into(),
+                reason: format!("log Z = {log_z}"),
+            });
+        }
+        // Inverse CDF over the nodes; the last node takes what rounding leaves.
+        let u: f64 = rng.gen();
+        let m = self.quadrature.dim();
+        let last = self.quadrature.len() - 1;
+        let mut cumulative = 0.0;
+        let mut chosen = last;
+        for (j, (v, w)) in ws
+            .values
+            .iter()
+            .zip(self.quadrature.log_weights())
+            .enumerate()
+        {
+            cumulative += (v + w - log_z).exp();
+            if u < cumulative {
+                chosen = j;
+                break;
+            }
+        }
+        action.copy_from_slice(&nodes[chosen * m..(chosen + 1) * m]);
+        Ok(Maximum {
+            value: self.beta * log_z,
+            evaluations: self.quadrature.len(),
+        })
+    }
+
+    /// The same smooth maximum, writing a draw from the Boltzmann policy instead of its
+    /// mean: act with it through [`crate::algo::GreedyPolicy`] to sample `d(a|s)`.
+    pub fn sampler(&self) -> BoltzmannSampler {
+        BoltzmannSampler(self.clone())
+    }
+}
+
+/// [`LogPartition`] whose action is a draw from the Boltzmann policy
+/// ([`LogPartition::sample_action`], from the stream the caller hands it).
+#[derive(Clone, Debug)]
+pub struct BoltzmannSampler(LogPartition);
+
+impl Maximizer for BoltzmannSampler {
+    type Workspace = LogPartitionWorkspace;
+
+    fn name(&self) -> &str {
+        "boltzmann-sampler"
+    }
+
+    fn action_space(&self) -> &ActionSpace {
+        &self.0.space
+    }
+
+    fn workspace(&self) -> LogPartitionWorkspace {
+        self.0.workspace()
+    }
+
+    fn maximize<Q: QFunction>(
+        &self,
+        q: &Q,
+        q_ws: &mut Q::Workspace,
+        ws: &mut LogPartitionWorkspace,
+        state: &[f64],
+        action: &mut [f64],
+        rng: &mut Rng,
+    ) -> Result<Maximum> {
+        self.0.sample_action(q, q_ws, ws, state, action, rng)
+    }
+}
+
+/// `β log ∫_A exp(q(s', a)/β) da` estimated by Monte Carlo: `N` actions uniform over the
+/// box, `β (log|A| + log((1/N) Σⱼ exp(q(s', aⱼ)/β)))` (see the module documentation).
+#[derive(Clone, Debug)]
+pub struct MonteCarloLogPartition {
+    beta: f64,
+    samples: usize,
+    space: ActionSpace,
+    low: Vec<f64>,
+    width: Vec<f64>,
+    /// log |A|.
+    log_volume: f64,
+}
+
+/// Per-thread scratch: the sampled actions and q at each.
+#[derive(Clone, Debug)]
+pub struct MonteCarloWorkspace {
+    actions: Vec<f64>,
+    values: Vec<f64>,
+}
+
+impl MonteCarloLogPartition {
+    /// The estimator with `samples` uniform actions over `space`, a finite box.
+    pub fn new(space: &ActionSpace, beta: f64, samples: usize) -> Result<Self> {
+        if !(beta.is_finite() && beta > 0.0) {
+            return Err(Error::invalid(
+                "monte_carlo.beta",
+                format!("{beta} is not a positive finite number"),
+            ));
+        }
+        if samples == 0 {
+            return Err(Error::invalid("monte_carlo.samples", "must be at least 1"));
+        }
+        let ActionSpace::Box { low, high } = space else {
+            return Err(Error::invalid(
+                "monte_carlo.action_space",
+                "the integral over actions needs a continuous (box) action space",
+            ));
+        };
+        if let Some(i) = (0..low.len())
+            .find(|&i| !(low[i].is_finite() && high[i].is_finite() && low[i] < high[i]))
+        {
+            return Err(Error::invalid(
+                "monte_carlo.action_space",
+                format!(
+                    "component {i} is [{}, {}], not a finite non-empty interval",
+                    low[i], high[i]
+                ),
+            ));
+        }
+        let width: Vec<f64> = low.iter().zip(high).map(|(l, h)| h - l).collect();
+        Ok(MonteCarloLogPartition {
+            beta,
+            samples,
+            space: space.clone(),
+            log_volume: width.iter().map(|w| w.ln()).sum(),
+            low: low.clone(),
+            width,
+        })
+    }
+
+    pub fn beta(&self) -> f64 {
+        self.beta
+    }
+
+    pub fn samples(&self) -> usize {
+        self.samples
+    }
+}
+
+impl Maximizer for MonteCarloLogPartition {
+    type Workspace = MonteCarloWorkspace;
+
+    fn name(&self) -> &str {
+        "monte-carlo log-partition"
+    }
+
+    fn action_space(&self) -> &ActionSpace {
+        &self.space
+    }
+
+    fn workspace(&self) -> MonteCarloWorkspace {
+        MonteCarloWorkspace {
+            actions: vec![0.0; self.samples * self.low.len()],
+            values: vec![0.0; self.samples],
+        }
+    }
+
+    /// Returns the estimate as the value and writes the self-normalized weighted mean of
+    /// the draws, `Σⱼ exp(q(s', aⱼ)/β) aⱼ / Σⱼ exp(q(s', aⱼ)/β)`, into `action`.
+    fn maximize<Q: QFunction>(
+        &self,
+        q: &Q,
+        q_ws: &mut Q::Workspace,
+        ws: &mut MonteCarloWorkspace,
+        state: &[f64],
+        action: &mut [f64],
+        rng: &mut Rng,
+    ) -> Result<Maximum> {
+        crate::maximize::check_call(self.name(), &self.space, q, state, action)?;
+        let m = self.low.len();
+        for a in ws.actions.chunks_exact_mut(m) {
+            for ((x, low), width) in a.iter_mut().zip(&self.low).zip(&self.width) {
+                *x = low + width * rng.gen::<f64>();
+            }
+        }
+        q.values_at_actions(q_ws, state, &ws.actions, &mut ws.values)?;
+        let inverse_beta = 1.0 / self.beta;
+        let mut shift = f64::NEG_INFINITY;
+        for v in ws.values.iter_mut() {
+            if v.is_nan() {
+                return Err(Error::Numerical {
+                    context: self.name().into(),
+                    reason: "q is NaN at a sampled action".into(),
+                });
+            }
+            *v *= inverse_beta;
+            shift = shift.max(*v);
+        }
+        if !shift.is_finite() {
+            return Err(Error::Numerical {
+                context: self.name().into(),
+                reason: format!("the largest q/β is {shift}"),
+            });
+        }
+        action.fill(0.0);
+        let mut sum = 0.0;
+        for (v, a) in ws.values.iter().zip(ws.actions.chunks_exact(m)) {
+            let weight = (v - shift).exp();
+            sum += weight;
+            for (x, y) in action.iter_mut().zip(a) {
+                *x += weight * y;
+            }
+        }
+        for x in action.iter_mut() {
+            *x /= sum;
+        }
+        let log_mean = shift + (sum / self.samples as f64).ln();
+        Ok(Maximum {
+            value: self.beta * (self.log_volume + log_mean),
+            evaluations: self.samples,
         })
     }
 }

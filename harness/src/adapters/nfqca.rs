@@ -237,7 +237,7 @@ fn iterate(
                 report.critic_loss
             )));
         }
-        if n % c.record_every == 0 || n == c.iterations {
+        if n.is_multiple_of(c.record_every) || n == c.iterations {
             let step = n as u64;
             ctx.record(step, "critic_loss", report.critic_loss);
             ctx.record(step, "actor_objective", report.actor_objective);
