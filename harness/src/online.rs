@@ -26,7 +26,9 @@ use policy_param::algo::ddpg_params::DdpgParams;
 use policy_param::algo::online::{Agent, AgentConfig, EpisodeEnd, Online};
 use policy_param::algo::sac_params::SacParams;
 use policy_param::algo::td3::Td3Config;
+use policy_param::env::lqr::{Lqr, LqrParams};
 use policy_param::env::{self, Env};
+use policy_param::eval::evaluate_with;
 use policy_param::hyperparams::{as_object, Key, Preset};
 use policy_param::rng::RunSeed;
 use policy_param::train::{
@@ -190,9 +192,21 @@ impl<P: OnlineAlgorithm> Adapter for OnlineAdapter<P> {
             seed,
         )?;
         ctx.set_total(config.run.steps);
+        let riccati_return = match environment {
+            "Lqr" => Some(riccati_return(
+                online.env(),
+                config.run.eval_episodes,
+                seed,
+            )?),
+            _ => None,
+        };
+        if let Some(optimal) = riccati_return {
+            ctx.record(0, "riccati_return", optimal);
+        }
         let mut observer = CellObserver {
             ctx,
             steps: config.run.steps,
+            riccati_return,
         };
         let make = || make_env(environment);
         let timing = train::train(&mut online, &config.run, &make, seed, &mut observer)?;
@@ -204,10 +218,32 @@ impl<P: OnlineAlgorithm> Adapter for OnlineAdapter<P> {
     }
 }
 
+/// The mean return of the Riccati policy a = −K*s on the evaluation episodes a run of
+/// `seed` evaluates on (the same initial states): what `eval_return` is compared with on
+/// `Lqr`.
+fn riccati_return(env: &dyn Env, episodes: usize, seed: RunSeed) -> policy_param::Result<f64> {
+    let solution = Lqr::new(LqrParams::double_integrator())?.solve()?;
+    let settings = evaluation_settings(env, episodes, seed);
+    let evaluation = evaluate_with(
+        || make_env("Lqr"),
+        || vec![0.0; solution.gain().ncols()],
+        |state: &mut Vec<f64>, observation, _, action| {
+            for (s, &o) in state.iter_mut().zip(observation) {
+                *s = f64::from(o);
+            }
+            solution.optimal_action_into(state, action)
+        },
+        &settings,
+    )?;
+    Ok(evaluation.mean_return())
+}
+
 /// Records a cell's metrics and advances its progress bar.
 struct CellObserver<'a> {
     ctx: &'a mut CellContext,
     steps: u64,
+    /// On `Lqr`: [`riccati_return`], to record `return_gap` beside every evaluation.
+    riccati_return: Option<f64>,
 }
 
 impl<A: Agent> TrainObserver<A> for CellObserver<'_> {
@@ -219,6 +255,14 @@ impl<A: Agent> TrainObserver<A> for CellObserver<'_> {
     fn evaluation(&mut self, _: &Online<A>, point: &EvalPoint) -> policy_param::Result<()> {
         let mean = point.evaluation.mean_return();
         self.ctx.record(point.step, "eval_return", mean);
+        if let Some(optimal) = self.riccati_return {
+            // (J* − J)/|J*| ≥ 0 up to the evaluation's noise: 0 is Riccati's policy.
+            let gap = (optimal - mean) / optimal.abs();
+            self.ctx.record(point.step, "return_gap", gap);
+            if point.step == self.steps {
+                self.ctx.record(0, "final_return_gap", gap);
+            }
+        }
         for &(name, value) in &point.update_means {
             self.ctx.record(point.step, name, value);
         }

@@ -120,6 +120,11 @@ pub struct DdpgConfig {
     pub random_actions_before_learning: bool,
     /// Updates (steps 6.5–6.9) per environment step. Default 1.
     pub updates_per_step: usize,
+    /// Restart the noise process at its mean with every episode (the DDPG paper's
+    /// choice). With `false` the process runs on across episodes: an Ornstein–Uhlenbeck
+    /// process whose correlation time 1/(θΔt) (about 667 steps at the chapter's values)
+    /// exceeds the episode then reaches its stationary spread. Default true.
+    pub reset_noise_each_episode: bool,
 }
 
 impl Default for DdpgConfig {
@@ -141,6 +146,7 @@ impl Default for DdpgConfig {
             learning_starts: 25_000,
             random_actions_before_learning: true,
             updates_per_step: 1,
+            reset_noise_each_episode: true,
         }
     }
 }
@@ -169,6 +175,7 @@ impl DdpgConfig {
             learning_starts: 0,
             random_actions_before_learning: false,
             updates_per_step: 1,
+            reset_noise_each_episode: true,
         }
     }
 
@@ -194,6 +201,7 @@ impl DdpgConfig {
             learning_starts: 10_000,
             random_actions_before_learning: true,
             updates_per_step: 1,
+            reset_noise_each_episode: true,
         }
     }
 
@@ -403,9 +411,12 @@ impl Agent for DdpgAgent {
         )
     }
 
-    /// The noise process restarts at its mean with every episode, as in the DDPG paper.
+    /// The noise process restarts at its mean with every episode, as in the DDPG paper,
+    /// unless `reset_noise_each_episode` is off.
     fn episode_started(&mut self) {
-        self.explorer.noise.reset();
+        if self.config.reset_noise_each_episode {
+            self.explorer.noise.reset();
+        }
     }
 
     /// Steps 6.6–6.9 on the minibatch of step 6.5: one update of the critic, the actor
@@ -551,5 +562,77 @@ impl Ddpg {
 
     pub fn noise(&self) -> &ExplorationNoise {
         &self.agent().explorer.noise
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algo::deterministic_policy::testing::{batch, targets_by_hand};
+    use crate::env::pendulum::Pendulum;
+
+    fn small() -> DdpgConfig {
+        DdpgConfig {
+            buffer_size: 64,
+            batch_size: 16,
+            actor_hidden: vec![8],
+            critic_hidden: vec![8],
+            learning_starts: 0,
+            random_actions_before_learning: false,
+            ..DdpgConfig::chapter()
+        }
+    }
+
+    fn agent(config: DdpgConfig) -> DdpgAgent {
+        DdpgAgent::new(&config.check().unwrap(), &Pendulum::new(), RunSeed(3)).unwrap()
+    }
+
+    #[test]
+    fn step_6_6_reads_the_target_networks_not_the_online_ones() {
+        // Targets copied at update 0 only: afterwards the online networks move away.
+        let mut agent = agent(DdpgConfig {
+            target_update: TargetUpdate::HardCopy { every: 1_000_000 },
+            ..small()
+        });
+        for k in 0..5 {
+            agent.update(&batch(k), k, k).unwrap();
+        }
+        let probe = batch(99);
+        let gamma = agent.config.gamma;
+        let from_targets =
+            targets_by_hand(&agent.actor_target, &[&agent.critic_target], gamma, &probe);
+        let from_online = targets_by_hand(&agent.actor, &[&agent.critic], gamma, &probe);
+        let gap = from_targets
+            .iter()
+            .zip(&from_online)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(gap > 1e-4, "online and target networks still agree ({gap})");
+        agent.update(&probe, 5, 5).unwrap();
+        for (got, want) in agent.scratch.targets.iter().zip(&from_targets) {
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "{got} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_noise_restarts_each_episode_unless_told_to_run_on() {
+        for reset in [true, false] {
+            let mut agent = agent(DdpgConfig {
+                reset_noise_each_episode: reset,
+                ..small()
+            });
+            let mut action = [0.0];
+            for _ in 0..50 {
+                agent.act(&[1.0, 0.0, 0.0], false, &mut action).unwrap();
+            }
+            let before = agent.explorer.noise.state()[0];
+            assert!(before != 0.0);
+            agent.episode_started();
+            let after = agent.explorer.noise.state()[0];
+            assert_eq!(after, if reset { 0.0 } else { before }, "reset = {reset}");
+        }
     }
 }

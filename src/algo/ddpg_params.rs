@@ -59,6 +59,7 @@ pub struct DdpgParams {
     pub sigma: f64,
     pub ou_theta: f64,
     pub ou_dt: f64,
+    pub reset_noise_each_episode: bool,
     pub clip_actions: bool,
     pub policy_output: OutputKind,
     pub last_layer_init: Option<f64>,
@@ -90,6 +91,7 @@ impl DdpgParams {
             sigma: 0.1,
             ou_theta: 0.15,
             ou_dt: 0.01,
+            reset_noise_each_episode: true,
             clip_actions: true,
             policy_output: OutputKind::TanhScaled,
             last_layer_init: None,
@@ -186,6 +188,11 @@ impl Hyperparameters for DdpgParams {
             meaning: "OU time step Δt (θΔt < 1)",
         },
         Key {
+            name: "reset_noise_each_episode",
+            range: Range::Bool,
+            meaning: "restart the noise process at its mean every episode (false: it runs on, reaching its stationary spread)",
+        },
+        Key {
             name: "clip_actions",
             range: Range::Bool,
             meaning: "clip d(s) + noise to the action box",
@@ -244,6 +251,7 @@ impl OnlineAlgorithm for DdpgParams {
         "clip_actions",
         "policy_output",
         "last_layer_init",
+        "reset_noise_each_episode",
     ];
 
     fn agent_config(&self) -> DdpgConfig {
@@ -278,6 +286,7 @@ impl OnlineAlgorithm for DdpgParams {
             },
             learning_starts: self.learning_starts,
             random_actions_before_learning: self.random_actions_before_learning,
+            reset_noise_each_episode: self.reset_noise_each_episode,
             ..DdpgConfig::default()
         }
     }

@@ -403,3 +403,69 @@ impl Explorer {
         Ok(())
     }
 }
+
+/// What the DDPG and TD3 unit tests share: a probe minibatch and step 6.6's targets
+/// computed by plain forward passes.
+#[cfg(test)]
+pub(crate) mod testing {
+    use rand::Rng as _;
+
+    use crate::nn::Mlp;
+    use crate::replay::{Minibatch, Transition, Transitions};
+    use crate::rng::RunSeed;
+
+    /// A minibatch of 16 random Pendulum-shaped transitions (every fifth terminal).
+    pub(crate) fn batch(seed: u64) -> Minibatch {
+        let mut rng = RunSeed(seed).stream("batch");
+        let mut table = Transitions::new(3, 1).unwrap();
+        let mut draw =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect() };
+        for i in 0..16 {
+            let (s, a, s2, r) = (draw(3), draw(1), draw(3), draw(1));
+            table
+                .push(Transition {
+                    observation: &s,
+                    action: &a,
+                    reward: r[0],
+                    next_observation: &s2,
+                    terminal: i % 5 == 0,
+                })
+                .unwrap();
+        }
+        let mut batch = Minibatch::new(3, 1, 16);
+        table
+            .gather(&(0..16).collect::<Vec<_>>(), &mut batch)
+            .unwrap();
+        batch
+    }
+
+    /// yᵢ = rᵢ + γ (1 − doneᵢ) minⱼ qⱼ(s'ᵢ, d(s'ᵢ; w)) by plain forward passes of `actor`
+    /// and each of `critics` (actions in the actor's coordinates, unperturbed).
+    pub(crate) fn targets_by_hand(
+        actor: &Mlp,
+        critics: &[&Mlp],
+        gamma: f64,
+        batch: &Minibatch,
+    ) -> Vec<f32> {
+        let next = batch.next_observations();
+        let b = batch.rewards().len();
+        let mut actor_ws = actor.workspace(b);
+        let actions = actor.forward(next, &mut actor_ws).unwrap().to_vec();
+        let mut input = Vec::with_capacity(b * 4);
+        for i in 0..b {
+            input.extend_from_slice(&next[i * 3..(i + 1) * 3]);
+            input.push(actions[i]);
+        }
+        let mut q = vec![f32::INFINITY; b];
+        for critic in critics {
+            let mut critic_ws = critic.workspace(b);
+            let values = critic.forward(&input, &mut critic_ws).unwrap();
+            for (m, &v) in q.iter_mut().zip(values) {
+                *m = m.min(v);
+            }
+        }
+        (0..b)
+            .map(|i| batch.rewards()[i] + gamma as f32 * batch.not_terminal()[i] * q[i])
+            .collect()
+    }
+}

@@ -381,3 +381,54 @@ impl Td3 {
         &self.agent().nets
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algo::deterministic_policy::testing::{batch, targets_by_hand};
+    use crate::env::pendulum::Pendulum;
+
+    #[test]
+    fn step_6_6_reads_the_target_networks_not_the_online_ones() {
+        // No smoothing noise, so that yᵢ = rᵢ + γ(1 − doneᵢ) minⱼ qⱼ_target(s', d_target(s'))
+        // exactly; a large learning rate so the online networks leave the slow targets.
+        let config = Td3Config {
+            buffer_size: 64,
+            batch_size: 16,
+            hidden: vec![8],
+            lr: 1e-2,
+            target_noise: 0.0,
+            ..Td3Config::default()
+        }
+        .check()
+        .unwrap();
+        let mut agent = Td3Agent::new(&config, &Pendulum::new(), RunSeed(3)).unwrap();
+        for k in 0..6 {
+            agent.update(&batch(k), k, k).unwrap();
+        }
+        let (probe, gamma, nets) = (batch(99), config.gamma, &agent.nets);
+        let [q1, q2] = &nets.critics;
+        let [t1, t2] = &nets.critic_targets;
+        let from_targets = targets_by_hand(&nets.actor_target, &[t1, t2], gamma, &probe);
+        let from_online = targets_by_hand(&nets.actor, &[q1, q2], gamma, &probe);
+        let from_one_target = targets_by_hand(&nets.actor_target, &[t1], gamma, &probe);
+        for (other, what) in [
+            (&from_online, "online"),
+            (&from_one_target, "one target critic"),
+        ] {
+            let gap = from_targets
+                .iter()
+                .zip(other)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(gap > 1e-4, "targets and {what} still agree ({gap})");
+        }
+        agent.update(&probe, 6, 6).unwrap();
+        for (got, want) in agent.targets.iter().zip(&from_targets) {
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "{got} vs {want}"
+            );
+        }
+    }
+}
