@@ -3,9 +3,9 @@
 //! On `s' = 1.1 s + a`, reward `−(s² + a²)`, γ = 0.95, the optimal policy is linear,
 //! `a = −K s` with K from the discounted Riccati equation. NFQCA, given a fixed batch of
 //! uniformly drawn transitions, must learn a policy network whose least-squares slope on
-//! a grid of states is within 10% of −K.
+//! a grid of states is within 5% of −K on each of five seeds.
 
-use policy_param::algo::nfqca::{Nfqca, NfqcaConfig};
+use policy_param::algo::nfqca::{Nfqca, NfqcaConfig, NfqcaReport};
 use policy_param::env::lqr::{Lqr, LqrParams};
 use policy_param::env::Env;
 use policy_param::nn::{Activation, AdamConfig};
@@ -86,20 +86,15 @@ fn gain_of(nfqca: &Nfqca) -> f64 {
     })
 }
 
-#[test]
-fn nfqca_recovers_the_lqr_gain() {
+/// One run: 2000 transitions from data seed `seed + 1`, 30 iterations from `RunSeed(seed)`;
+/// returns the initial and final gains, the Riccati gain and the reports.
+fn run_on_scalar_lqr(seed: u64) -> (f64, f64, f64, Vec<NfqcaReport>) {
     let mut env = Lqr::new(LqrParams::scalar()).unwrap();
     let optimal = env.solve().unwrap().gain()[(0, 0)];
-    let base = uniform_transitions(&mut env, 2000, 1);
+    let base = uniform_transitions(&mut env, 2000, seed + 1);
     let config = config(env.system().gamma()).check().unwrap();
-    let mut nfqca = Nfqca::new(&config, &base, env.action_space(), RunSeed(0)).unwrap();
-
-    // The initial policy is nowhere near the optimum, so the test measures learning.
+    let mut nfqca = Nfqca::new(&config, &base, env.action_space(), RunSeed(seed)).unwrap();
     let initial = gain_of(&nfqca);
-    assert!(
-        (initial / optimal - 1.0).abs() > 0.5,
-        "initial gain {initial}"
-    );
     let mut reports = Vec::new();
     nfqca
         .run(30, |_, report| {
@@ -107,18 +102,44 @@ fn nfqca_recovers_the_lqr_gain() {
             Ok(())
         })
         .unwrap();
-    let gain = gain_of(&nfqca);
-    assert!(
-        (gain / optimal - 1.0).abs() < 0.1,
-        "learned gain {gain}, Riccati gain {optimal}"
-    );
-    assert_eq!(reports.len(), 30);
-    assert_eq!(reports[29].iteration, 30);
-    // The fit converges: the last Bellman residuals are far below the first.
-    assert!(
-        reports[29].critic_loss < 0.1 * reports[0].critic_loss,
-        "{reports:?}"
-    );
+    (initial, gain_of(&nfqca), optimal, reports)
+}
+
+/// Five seeds (data and initialization), run side by side. Tolerances from the measured
+/// spread: at 30 iterations `experiments/nfqca.toml` gives 1.6% ± 0.5% (worst seed 2.1%)
+/// and these five seeds 1.0–1.9% (mean 1.5%); every seed must be within 5% and their mean
+/// within 2.5%.
+#[test]
+fn nfqca_recovers_the_lqr_gain_on_five_seeds() {
+    let runs: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..5u64)
+            .map(|seed| scope.spawn(move || run_on_scalar_lqr(seed)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut errors = Vec::new();
+    for (seed, (initial, gain, optimal, reports)) in runs.iter().enumerate() {
+        // The initial policy is nowhere near the optimum, so the test measures learning.
+        assert!(
+            (initial / optimal - 1.0).abs() > 0.5,
+            "seed {seed}: initial gain {initial}"
+        );
+        let error = (gain / optimal - 1.0).abs();
+        assert!(
+            error < 0.05,
+            "seed {seed}: learned gain {gain}, Riccati gain {optimal}"
+        );
+        errors.push(error);
+        assert_eq!(reports.len(), 30);
+        assert_eq!(reports[29].iteration, 30);
+        // The fit converges: the last Bellman residuals are far below the first.
+        assert!(
+            reports[29].critic_loss < 0.1 * reports[0].critic_loss,
+            "seed {seed}: {reports:?}"
+        );
+    }
+    let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+    assert!(mean < 0.025, "gain errors {errors:?}");
 }
 
 #[test]
