@@ -178,6 +178,7 @@ fn check_budget_one_is_fqi_explicit<M: Maximizer + Clone>(
             tolerance: 1e-30,
             budget: SolveBudget::Fraction(1.0),
             window: Some(0),
+            fixed_subset: false,
             delta_actions_per_state: 2,
             seed,
         },
@@ -270,6 +271,7 @@ fn budget_zero_never_calls_the_solver_and_evaluates_the_initial_rule() {
                 tolerance: 1e-20,
                 budget: SolveBudget::Fraction(0.0),
                 window: None,
+                fixed_subset: false,
                 delta_actions_per_state: 0,
                 seed: RunSeed(3),
             },
@@ -397,6 +399,7 @@ fn lqr_run(
             tolerance: 1e-20,
             budget,
             window,
+            fixed_subset: false,
             delta_actions_per_state: 0,
             seed: RunSeed(seed),
         },
@@ -508,6 +511,7 @@ fn mlp_run(seed: u64) -> RunBits {
             tolerance: 1e-12,
             budget: SolveBudget::Fraction(0.3),
             window: Some(1),
+            fixed_subset: false,
             delta_actions_per_state: 1,
             seed: RunSeed(seed),
         },
@@ -669,4 +673,43 @@ fn invalid_hyperparameters_are_typed_errors_naming_the_field() {
         ),
         Err(Error::InvalidParameter { field, .. }) if field == "linear_policy.ridge"
     ));
+}
+
+/// `fixed_subset`: 𝓑_opt is drawn once and kept (the pseudocode's input), so the same
+/// base points are solved at every iteration; redrawn by default.
+#[test]
+fn a_fixed_solver_subset_is_the_same_at_every_iteration() {
+    let mut env = Lqr::new(LqrParams::scalar()).unwrap();
+    let data = base_points(&mut env, 2.0, 200, 3);
+    let masks = |fixed_subset: bool| {
+        let mut fqi = amortized(
+            &env,
+            data.clone(),
+            QuadraticArgmax::new(env.action_space()).unwrap(),
+            AmortizedFqiParams {
+                gamma: env.system().gamma(),
+                max_iterations: 5,
+                budget: SolveBudget::Fraction(0.1),
+                window: Some(0),
+                fixed_subset,
+                seed: RunSeed(4),
+                ..AmortizedFqiParams::default()
+            },
+        );
+        (0..5)
+            .map(|_| {
+                fqi.step().unwrap();
+                fqi.solved().to_vec()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (fixed, redrawn) = (masks(true), masks(false));
+    assert_eq!(fixed[0].iter().filter(|&&s| s).count(), 20);
+    assert!(
+        fixed.iter().all(|m| *m == fixed[0]),
+        "the fixed 𝓑_opt moved"
+    );
+    // The first draw is the same; afterwards the redrawn subsets differ.
+    assert_eq!(fixed[0], redrawn[0]);
+    assert!(redrawn[1..].iter().all(|m| *m != redrawn[0]));
 }

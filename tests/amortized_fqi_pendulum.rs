@@ -46,6 +46,7 @@ fn train() -> (PendulumAmortized, usize) {
             tolerance: 1e-6,
             budget: SolveBudget::Fraction(0.1),
             window: Some(3),
+            fixed_subset: false,
             delta_actions_per_state: 0,
             seed,
         },

@@ -35,6 +35,8 @@
 //!   shuffle of the eligible indices (reset to increasing order every iteration) with the
 //!   stream `seed.indexed("amortized-fqi-subset", n)`, done on one thread, so 𝓑_opt
 //!   depends on the seed and n only. A budget covering every eligible point draws nothing.
+//!   With `fixed_subset` the draw of n = 0 is kept for every iteration: the pseudocode's
+//!   fixed input 𝓑_opt.
 //! - **The sliding window K** (the chapter's timestamped 𝒟_d^t). Every entry of 𝒟_d
 //!   carries the iteration t that computed it. With `window = Some(K)`, the fit of step
 //!   3.6 at iteration n uses the entries with `n − K ≤ t ≤ n` (older ones are dropped);
@@ -117,6 +119,10 @@ pub struct AmortizedFqiParams {
     /// K: the rule is fitted on the 𝒟_d entries computed at iterations n − K … n;
     /// `None` is K = ∞ (keep everything), `Some(0)` the pseudocode as written. Default `None`.
     pub window: Option<usize>,
+    /// Draw 𝓑_opt once, at n = 0, and keep it: the pseudocode's 𝓑_opt is an input fixed
+    /// before the loop. Default false: redrawn every iteration (see the module
+    /// documentation), so that over the iterations the solver sees every base point.
+    pub fixed_subset: bool,
     /// Actions drawn per base-point state for δ_q besides 𝒟_q's own (see the module
     /// documentation). Default 0: step 3.8 as written.
     pub delta_actions_per_state: usize,
@@ -132,6 +138,7 @@ impl Default for AmortizedFqiParams {
             tolerance: 1e-6,
             budget: SolveBudget::Fraction(0.1),
             window: None,
+            fixed_subset: false,
             delta_actions_per_state: 0,
             seed: RunSeed(0),
         }
@@ -627,8 +634,11 @@ impl<Q: QFunction, M: Maximizer, F: Fit<Q>, D: DecisionRule> AmortizedFqi<Q, M, 
         }
     }
 
-    /// Draw 𝓑_opt for iteration `n` into `in_opt`.
+    /// Draw 𝓑_opt for iteration `n` into `in_opt` (with `fixed_subset`, at n = 0 only).
     fn choose_subset(&mut self, n: usize) {
+        if self.config.params.fixed_subset && n > 0 {
+            return;
+        }
         self.in_opt.fill(false);
         if self.opt_count == self.eligible.len() {
             for &i in &self.eligible {

@@ -65,6 +65,11 @@ pub struct Config {
     pub budget: f64,
     /// K: iterations of solver answers the rule is fitted on, or `"inf"`. Default 3.
     pub window: Window,
+    /// Draw 𝓑_opt once and keep it (the pseudocode's fixed input) instead of redrawing
+    /// it every iteration. Default false (left out of the canonical config when false,
+    /// so that cells of grids written before it keep their hashes).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fixed_subset: bool,
     /// `lbfgs` or `quadratic`. Default `lbfgs`.
     pub maximizer: LqrMaximizer,
     /// Base points |𝓑| (≥ the number of quadratic features). Default 400.
@@ -97,6 +102,7 @@ impl Default for Config {
             method: FqiMethod::Amortized,
             budget: 0.1,
             window: Window::Iterations(3),
+            fixed_subset: false,
             maximizer: LqrMaximizer::Lbfgs,
             points: 400,
             state_bound: 1.0,
@@ -239,6 +245,7 @@ fn run_method<M: Maximizer>(
                 tolerance,
                 budget: SolveBudget::Fraction(c.budget),
                 window: c.window.as_option(),
+                fixed_subset: c.fixed_subset,
                 delta_actions_per_state: 0,
                 seed: setup.seed,
             };

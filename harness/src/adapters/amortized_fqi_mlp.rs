@@ -60,6 +60,11 @@ pub struct Config {
     pub budget: f64,
     /// K: iterations of solver answers the rule is fitted on, or `"inf"`. Default 3.
     pub window: Window,
+    /// Draw 𝓑_opt once and keep it (the pseudocode's fixed input) instead of redrawing
+    /// it every iteration. Default false (left out of the canonical config when false,
+    /// so that cells of grids written before it keep their hashes).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fixed_subset: bool,
     /// Base points |𝓑| (≥ 1). Default 5000.
     pub points: usize,
     /// Width of q's two hidden layers (≥ 1). Default 64.
@@ -103,6 +108,7 @@ impl Default for Config {
             method: FqiMethod::Amortized,
             budget: 0.1,
             window: Window::Iterations(3),
+            fixed_subset: false,
             points: 5000,
             width: 64,
             iterations: 40,
@@ -242,6 +248,7 @@ impl Experiment for AmortizedFqiMlp {
                     tolerance,
                     budget: SolveBudget::Fraction(c.budget),
                     window: c.window.as_option(),
+                    fixed_subset: c.fixed_subset,
                     delta_actions_per_state: 0,
                     seed,
                 };
