@@ -352,22 +352,8 @@ impl Maximizer for LogPartition {
         _rng: &mut Rng,
     ) -> Result<Maximum> {
         crate::maximize::check_call(self.name(), &self.space, q, state, action)?;
-        let nodes = self.quadrature.nodes();
-        let values = &mut ws.values;
-        q.values_at_actions(q_ws, state, nodes, values)?;
-        if let Some(j) = values.iter().position(|v| v.is_nan()) {
-            let m = self.quadrature.dim();
-            return Err(Error::Numerical {
-                context: "log-partition".into(),
-                reason: format!("q is NaN at action {:?}", &nodes[j * m..(j + 1) * m]),
-            });
-        }
-        // Exponents q/β + log w, shifted by their maximum M (log-sum-exp).
-        let inverse_beta = 1.0 / self.beta;
-        for v in values.iter_mut() {
-            *v *= inverse_beta;
-        }
-        let log_z = self.quadrature.log_integral_exp(values);
+        let log_z = self.log_partition_at_nodes(q, q_ws, ws, state)?;
+        let (nodes, values) = (self.quadrature.nodes(), &ws.values);
         // The Boltzmann mean Σⱼ pⱼ aⱼ with pⱼ = wⱼ exp(q/β) / Z.
         action.fill(0.0);
         let m = self.quadrature.dim();
@@ -389,6 +375,34 @@ impl Maximizer for LogPartition {
 }
 
 impl LogPartition {
+    /// `log Z = log Σⱼ wⱼ exp(q(state, aⱼ)/β)` by log-sum-exp, leaving `q(state, aⱼ)/β` in
+    /// `ws.values`: what the smooth maximum and the Boltzmann draws share. A NaN value of
+    /// q is an error naming the node.
+    fn log_partition_at_nodes<Q: QFunction>(
+        &self,
+        q: &Q,
+        q_ws: &mut Q::Workspace,
+        ws: &mut LogPartitionWorkspace,
+        state: &[f64],
+    ) -> Result<f64> {
+        let nodes = self.quadrature.nodes();
+        let values = &mut ws.values;
+        q.values_at_actions(q_ws, state, nodes, values)?;
+        if let Some(j) = values.iter().position(|v| v.is_nan()) {
+            let m = self.quadrature.dim();
+            return Err(Error::Numerical {
+                context: "log-partition".into(),
+                reason: format!("q is NaN at action {:?}", &nodes[j * m..(j + 1) * m]),
+            });
+        }
+        // Exponents q/β + log w, shifted by their maximum M (log-sum-exp).
+        let inverse_beta = 1.0 / self.beta;
+        for v in values.iter_mut() {
+            *v *= inverse_beta;
+        }
+        Ok(self.quadrature.log_integral_exp(values))
+    }
+
     /// Draws an action from the Boltzmann policy `d(a|state) ∝ exp(q(state, a)/β)` as the
     /// quadrature sees it: node `aⱼ` with probability `wⱼ exp(q(state, aⱼ)/β) / Z`.
     /// Returns the smooth maximum `β log Z`, as [`Maximizer::maximize`] does.
@@ -402,13 +416,8 @@ impl LogPartition {
         rng: &mut Rng,
     ) -> Result<Maximum> {
         crate::maximize::check_call("log-partition sample", &self.space, q, state, action)?;
+        let log_z = self.log_partition_at_nodes(q, q_ws, ws, state)?;
         let nodes = self.quadrature.nodes();
-        q.values_at_actions(q_ws, state, nodes, &mut ws.values)?;
-        let inverse_beta = 1.0 / self.beta;
-        for v in ws.values.iter_mut() {
-            *v *= inverse_beta;
-        }
-        let log_z = self.quadrature.log_integral_exp(&ws.values);
         if !log_z.is_finite() {
             return Err(Error::Numerical {
                 context: "log-partition sample".into(),
