@@ -12,8 +12,8 @@
 //! [`IntegerSpace::violation`] before it is returned.
 
 use good_lp::{
-    microlp, variable, Expression, ProblemVariables, ResolutionError, Solution, SolverModel,
-    Variable,
+    microlp, variable, Constraint, Expression, ProblemVariables, ResolutionError, Solution,
+    SolverModel, Variable,
 };
 
 use super::{check_call, Maximizer, Maximum, QFunction};
@@ -24,7 +24,7 @@ use crate::rng::Rng;
 
 const NAME: &str = "milp";
 /// The solver as errors name it.
-const SOLVER: &str = "MILP (good_lp/microlp)";
+pub(super) const SOLVER: &str = "MILP (good_lp/microlp)";
 /// Slack on a constraint with no variable, the same as [`IntegerSpace::violation`]'s.
 const FEASIBILITY_TOLERANCE: f64 = 1e-9;
 
@@ -40,18 +40,7 @@ impl MilpMaximizer {
     /// (the `i32` range).
     pub fn new(space: IntegerSpace) -> Result<Self> {
         check_integer_space(&space)?;
-        let fits = |b: i64| i32::try_from(b).is_ok();
-        if let Some(i) =
-            (0..space.lower.len()).find(|&i| !(fits(space.lower[i]) && fits(space.upper[i])))
-        {
-            return Err(Error::invalid(
-                "milp.action_space",
-                format!(
-                    "bounds [{}, {}] of component {i} exceed the solver's 32-bit integers",
-                    space.lower[i], space.upper[i]
-                ),
-            ));
-        }
+        check_solver_bounds("milp.action_space", &space)?;
         Ok(MilpMaximizer {
             space: ActionSpace::Integer(space.clone()),
             integer_space: space,
@@ -71,25 +60,10 @@ impl MilpMaximizer {
             .collect();
         let objective = linear_expression(&x, coefficients);
         let mut model = variables.maximise(objective).using(microlp);
-        for c in &space.constraints {
-            if c.coefficients.iter().all(|&a| a == 0.0) {
-                // 0 ≤ bound involves no variable; decide it here rather than hand the
-                // solver an empty row.
-                if 0.0 > c.bound + FEASIBILITY_TOLERANCE {
-                    return Err(infeasible());
-                }
-                continue;
-            }
-            model.add_constraint(linear_expression(&x, &c.coefficients).leq(c.bound));
+        for c in integer_constraints(&x, space)? {
+            model.add_constraint(c);
         }
-        let solution = model.solve().map_err(|e| match e {
-            ResolutionError::Infeasible => infeasible(),
-            ResolutionError::Unbounded => Error::solver(
-                SOLVER,
-                "the integer program is unbounded: q grows without limit over the actions",
-            ),
-            other => Error::solver(SOLVER, other.to_string()),
-        })?;
+        let solution = model.solve().map_err(solver_error)?;
         for (a, &xi) in action.iter_mut().zip(&x) {
             // The simplex returns integers up to rounding.
             *a = solution.value(xi).round();
@@ -104,6 +78,50 @@ impl MilpMaximizer {
     }
 }
 
+/// Check that the bounds of `space` fit microlp's integer variables (the `i32` range).
+pub(super) fn check_solver_bounds(field: &str, space: &IntegerSpace) -> Result<()> {
+    let fits = |b: i64| i32::try_from(b).is_ok();
+    match (0..space.lower.len()).find(|&i| !(fits(space.lower[i]) && fits(space.upper[i]))) {
+        Some(i) => Err(Error::invalid(
+            field,
+            format!(
+                "bounds [{}, {}] of component {i} exceed the solver's 32-bit integers",
+                space.lower[i], space.upper[i]
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The rows Σᵢ Aₖᵢ xᵢ ≤ bₖ of `space` over the action variables `x`.
+pub(super) fn integer_constraints(x: &[Variable], space: &IntegerSpace) -> Result<Vec<Constraint>> {
+    let mut rows = Vec::with_capacity(space.constraints.len());
+    for c in &space.constraints {
+        if c.coefficients.iter().all(|&a| a == 0.0) {
+            // 0 ≤ bound involves no variable; decide it here rather than hand the
+            // solver an empty row.
+            if 0.0 > c.bound + FEASIBILITY_TOLERANCE {
+                return Err(infeasible());
+            }
+            continue;
+        }
+        rows.push(linear_expression(x, &c.coefficients).leq(c.bound));
+    }
+    Ok(rows)
+}
+
+/// A solver failure as this crate's error.
+pub(super) fn solver_error(e: ResolutionError) -> Error {
+    match e {
+        ResolutionError::Infeasible => infeasible(),
+        ResolutionError::Unbounded => Error::solver(
+            SOLVER,
+            "the program is unbounded: q grows without limit over the actions",
+        ),
+        other => Error::solver(SOLVER, other.to_string()),
+    }
+}
+
 fn infeasible() -> Error {
     Error::solver(
         SOLVER,
@@ -112,7 +130,7 @@ fn infeasible() -> Error {
 }
 
 /// Σᵢ cᵢ xᵢ over the nonzero coefficients.
-fn linear_expression(x: &[Variable], coefficients: &[f64]) -> Expression {
+pub(super) fn linear_expression(x: &[Variable], coefficients: &[f64]) -> Expression {
     let mut expression = Expression::with_capacity(x.len());
     for (&xi, &ci) in x.iter().zip(coefficients) {
         if ci != 0.0 {

@@ -4,8 +4,9 @@
 //!
 //! One abstraction, several solvers, chosen by the action space and the form of q:
 //! gradient-based continuous maximization on argmin (box actions), a dense grid (1-D
-//! reference), a MILP through good_lp (integer actions, q affine in the action), and
-//! exhaustive enumeration (small integer action sets, to check the others).
+//! reference), a MILP through good_lp (integer actions, q affine in the action), an exact
+//! MILP for ReLU networks (box or integer actions, q nonconcave), and exhaustive
+//! enumeration (small integer action sets, to check the others).
 //!
 //! Everything here is `Sync` so FQI can compute the targets of all base points with rayon;
 //! per-thread mutable scratch lives in the `Workspace` types, and randomness (multi-start
@@ -16,12 +17,14 @@ mod enumerate;
 mod grid;
 mod milp;
 pub mod quadratic;
+mod relu_milp;
 
 pub use continuous::{FirstStart, LbfgsSettings, LbfgsWorkspace, LineSearchKind, ProjectedLbfgs};
 pub use enumerate::{EnumerationMaximizer, EnumerationWorkspace};
 pub use grid::{GridMaximizer, GridWorkspace};
 pub use milp::{MilpMaximizer, MilpWorkspace};
 pub use quadratic::QuadraticArgmax;
+pub use relu_milp::{MilpBackend, ReluMilpMaximizer, ReluMilpWorkspace, ReluNetwork};
 
 use crate::env::ActionSpace;
 use crate::error::{Error, Result};
@@ -88,6 +91,12 @@ pub trait QFunction: Sync {
         _coefficients: &mut [f64],
     ) -> Result<Option<f64>> {
         Ok(None)
+    }
+
+    /// If q is a network of ReLU hidden layers with a linear output on [s, a], that
+    /// network: its maximization over actions is then a MILP ([`ReluMilpMaximizer`]).
+    fn relu_network(&self) -> Option<ReluNetwork<'_>> {
+        None
     }
 }
 

@@ -6,7 +6,7 @@
 //! gradient. [`MlpQ::values_into`] evaluates many (s, a) rows in one forward pass, for
 //! FQI's regression targets and its convergence measure δ.
 
-use super::super::maximize::QFunction;
+use super::super::maximize::{QFunction, ReluNetwork};
 use crate::error::{Error, Result};
 use crate::nn::{Mlp, MlpConfig, Workspace};
 use crate::rng::Rng;
@@ -177,6 +177,11 @@ impl QFunction for MlpQ {
 
     fn action_dim(&self) -> usize {
         self.action_dim
+    }
+
+    /// Some when the hidden layers are ReLU and the output linear.
+    fn relu_network(&self) -> Option<ReluNetwork<'_>> {
+        ReluNetwork::new(&self.network, self.state_dim)
     }
 
     fn workspace(&self) -> MlpQWorkspace {
