@@ -20,6 +20,7 @@ pub static BATCH: &[&dyn Adapter] = &[
     &Registered::<adapters::amortized_fqi_mlp::AmortizedFqiMlp>::NEW,
     &Registered::<adapters::nfqca::NfqcaExperiment>::NEW,
     &Registered::<adapters::smooth_fqi_lqr::SmoothFqiLqr>::NEW,
+    &Registered::<adapters::relu_milp::ReluMilp>::NEW,
 ];
 
 /// Every adapter: [`BATCH`], then [`ONLINE`].

@@ -96,18 +96,7 @@ impl Experiment for AllocationMilp {
     }
 
     fn run(c: &Config, _: &str, seed: u64, ctx: &mut CellContext) -> Result<(), CellError> {
-        let resources = c.stock.len();
-        let params = AllocationParams {
-            stock: c.stock.clone(),
-            unit_cost: c.unit_cost.clone(),
-            budget: c.budget,
-            service_rate: (1..=resources).map(|i| i as f64).collect(),
-            price: (0..c.sites).map(|j| 3.0 + j as f64).collect(),
-            arrival_rate: (0..c.sites).map(|j| 2.0 + j as f64).collect(),
-            carry_over: 0.5,
-            horizon: 20,
-        };
-        let model = params.check()?;
+        let model = instance(c.sites, c.stock.clone(), c.unit_cost.clone(), c.budget).check()?;
         let space = model.integer_space().clone();
         let dim = space.lower.len();
         let actions = count_feasible(&space)?;
@@ -149,5 +138,25 @@ impl Experiment for AllocationMilp {
         ctx.record(0, "milp_maximize_seconds", milp_seconds / per_call);
         ctx.record(0, "enumeration_maximize_seconds", brute_seconds / per_call);
         Ok(())
+    }
+}
+
+/// The allocation instance of these experiments: `sites` sites with prices 3, 4, ... and
+/// arrival rates 2, 3, ..., the given resources with service rates 1, 2, ...
+pub(crate) fn instance(
+    sites: usize,
+    stock: Vec<i64>,
+    unit_cost: Vec<f64>,
+    budget: f64,
+) -> AllocationParams {
+    AllocationParams {
+        service_rate: (1..=stock.len()).map(|i| i as f64).collect(),
+        stock,
+        unit_cost,
+        budget,
+        price: (0..sites).map(|j| 3.0 + j as f64).collect(),
+        arrival_rate: (0..sites).map(|j| 2.0 + j as f64).collect(),
+        carry_over: 0.5,
+        horizon: 20,
     }
 }

@@ -11,6 +11,7 @@ pub mod fqi_mlp;
 pub mod lqr_gain_scale;
 mod lqr_setup;
 pub mod nfqca;
+pub mod relu_milp;
 pub mod smooth_fqi_lqr;
 mod timings;
 
