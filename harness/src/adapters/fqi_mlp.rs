@@ -7,7 +7,11 @@
 //! grid over the action box (`grid`) or multi-start L-BFGS on argmin (`lbfgs`) — or,
 //! for smooth FQI (the chapter's "Fitted Q-Iteration for the Smooth Bellman Equations"),
 //! the smooth maximum `β log ∫ exp(q(s', a)/β) da` by Gauss–Legendre quadrature
-//! (`log_partition`, 16 panels × 4 points over the action box, with `beta` set).
+//! (`log_partition`, 16 panels × 4 points over the action box, with `beta` set) — or the
+//! exact maximum of the ReLU q by MILP (`relu_milp`), audited at every evaluation on the
+//! next states of the first 100 base points: `lbfgs_gap_mean`, `lbfgs_suboptimal_share`,
+//! `grid_gap_mean` (exact maximum − L-BFGS's / the grid's), and the seconds per call of
+//! each (`relu_milp_maximize_seconds`, `lbfgs_maximize_seconds`, `grid_maximize_seconds`).
 //!
 //! Metrics per iteration (step n = number of fits done, from 1): `delta`, `fit_loss`,
 //! `iteration_seconds` (timing); every `eval_every` iterations and after the last one,
@@ -24,9 +28,14 @@
 use serde::{Deserialize, Serialize};
 
 use policy_param::algo::smooth_fqi::{BoltzmannSampler, LogPartition, LogPartitionSettings};
-use policy_param::algo::{AdamFit, AdamFitSettings, FittedQIteration, FqiParams, GreedyPolicy};
+use policy_param::algo::{
+    AdamFit, AdamFitSettings, FittedQIteration, FqiParams, GreedyPolicy, Transitions,
+};
+use policy_param::env::ActionSpace;
 use policy_param::eval::{evaluate_with, EvalSettings};
-use policy_param::maximize::{GridMaximizer, LbfgsSettings, Maximizer, ProjectedLbfgs};
+use policy_param::maximize::{
+    GridMaximizer, LbfgsSettings, Maximizer, ProjectedLbfgs, QFunction, ReluMilpMaximizer,
+};
 use policy_param::nn::AdamConfig;
 use policy_param::qfunction::MlpQ;
 use policy_param::rng::RunSeed;
@@ -47,7 +56,13 @@ pub enum MlpMaximizer {
     Lbfgs,
     /// Smooth FQI: `β log ∫ exp(q/β)` by quadrature (needs `beta`).
     LogPartition,
+    /// The exact maximum of the ReLU q by MILP (`ReluMilpMaximizer`, microlp), audited at
+    /// every evaluation against L-BFGS and the grid.
+    ReluMilp,
 }
+
+/// Next states of the first base points on which `relu_milp` runs audit L-BFGS and the grid.
+const AUDIT_STATES: usize = 100;
 
 /// The quadrature of `log_partition`: 16 panels × 4 Gauss–Legendre points per action
 /// component (64 nodes on Pendulum's [−2, 2]).
@@ -73,7 +88,7 @@ pub struct Config {
     pub lr: f64,
     /// γ ∈ (0, 1]. Default 0.97.
     pub gamma: f64,
-    /// `grid`, `lbfgs` or `log_partition`. Default `grid`.
+    /// `grid`, `lbfgs`, `log_partition` or `relu_milp`. Default `grid`.
     pub maximizer: MlpMaximizer,
     /// Temperature β > 0 of `log_partition` (required with it, refused without).
     /// Left out of the canonical config when unset, so that the cells of grids written
@@ -121,7 +136,7 @@ impl Experiment for FqiMlp {
     const ALGORITHM: &'static str = "fqi_explicit";
     const ENVIRONMENTS: &'static [&'static str] = box_task::ENVIRONMENTS;
     const DESCRIPTION: &'static str =
-        "FQI-explicit, MLP q, Adam fit, grid or L-BFGS maximize: δ, fit loss, greedy return";
+        "FQI-explicit, MLP q, Adam fit, grid, L-BFGS or ReLU-MILP maximize: δ, fit loss, greedy return";
     type Config = Config;
 
     fn check(c: &Config) -> Result<(), Invalid> {
@@ -198,6 +213,19 @@ impl Experiment for FqiMlp {
                     ctx,
                 )
             }
+            MlpMaximizer::ReluMilp => {
+                let audit = Audit::new(&data, &space, c.grid_points)?;
+                let maximizer = ReluMilpMaximizer::new(space)?;
+                iterate_sampling(
+                    FittedQIteration::new(&params, q, maximizer, fit, data)?,
+                    c,
+                    &task,
+                    seed,
+                    None::<&BoltzmannSampler>,
+                    Some(&audit),
+                    ctx,
+                )
+            }
             MlpMaximizer::LogPartition => {
                 let settings = LogPartitionSettings {
                     beta: c.beta.unwrap_or(1.0),
@@ -212,6 +240,7 @@ impl Experiment for FqiMlp {
                     &task,
                     seed,
                     Some(&sampler),
+                    None,
                     ctx,
                 )
             }
@@ -226,16 +255,18 @@ fn iterate<M: Maximizer>(
     seed: RunSeed,
     ctx: &mut CellContext,
 ) -> Result<(), CellError> {
-    iterate_sampling(fqi, c, task, seed, None::<&BoltzmannSampler>, ctx)
+    iterate_sampling(fqi, c, task, seed, None::<&BoltzmannSampler>, None, ctx)
 }
 
-/// The iterations; with `sampler`, each evaluation also acts with its draws.
+/// The iterations; with `sampler`, each evaluation also acts with its draws; with
+/// `audit`, each evaluation also measures L-BFGS and the grid against the exact maximum.
 fn iterate_sampling<M: Maximizer, S: Maximizer>(
     mut fqi: FittedQIteration<MlpQ, M, AdamFit>,
     c: &Config,
     task: &BoxTask<'_>,
     seed: RunSeed,
     sampler: Option<&S>,
+    audit: Option<&Audit>,
     ctx: &mut CellContext,
 ) -> Result<(), CellError> {
     ctx.set_total(c.iterations as u64);
@@ -269,6 +300,9 @@ fn iterate_sampling<M: Maximizer, S: Maximizer>(
                 &settings,
             )?;
             ctx.record(step, "eval_return", evaluation.mean_return());
+            if let Some(audit) = audit {
+                audit.record(fqi.q(), step, seed, ctx)?;
+            }
             if let Some(sampler) = sampler {
                 let sampling = GreedyPolicy::new(fqi.q(), sampler)?;
                 let sampled = evaluate_with(
@@ -292,5 +326,81 @@ fn iterate_sampling<M: Maximizer, S: Maximizer>(
         if last {
             return Ok(());
         }
+    }
+}
+
+/// Next states on which a `relu_milp` run measures, at each evaluation, how far L-BFGS
+/// (default settings) and the grid stop below the exact maximum of the current q.
+struct Audit {
+    states: Vec<f64>,
+    state_dim: usize,
+    exact: ReluMilpMaximizer,
+    lbfgs: ProjectedLbfgs,
+    grid: GridMaximizer,
+}
+
+impl Audit {
+    fn new(data: &Transitions, space: &ActionSpace, grid_points: usize) -> Result<Self, CellError> {
+        let n = data.len().min(AUDIT_STATES);
+        let state_dim = data.state_dim();
+        Ok(Audit {
+            states: data.next_states()[..n * state_dim].to_vec(),
+            state_dim,
+            exact: ReluMilpMaximizer::new(space.clone())?,
+            lbfgs: ProjectedLbfgs::new(space.clone(), LbfgsSettings::default())?,
+            grid: GridMaximizer::new(space.clone(), grid_points)?,
+        })
+    }
+
+    /// Metrics at `step`: `lbfgs_gap_mean`, `lbfgs_suboptimal_share` (gap above
+    /// 1e-4 · max(1, |q|)), `grid_gap_mean`, and seconds per call of each maximizer.
+    fn record(
+        &self,
+        q: &MlpQ,
+        step: u64,
+        seed: RunSeed,
+        ctx: &mut CellContext,
+    ) -> Result<(), CellError> {
+        let mut q_ws = q.workspace();
+        let (mut exact_ws, mut lbfgs_ws, mut grid_ws) = (
+            self.exact.workspace(),
+            self.lbfgs.workspace(),
+            self.grid.workspace(),
+        );
+        let mut action = vec![0.0; self.exact.action_space().dim()];
+        let mut rng = seed.child("audit", step).stream("lbfgs");
+        let (mut seconds, mut gaps, mut suboptimal) = ([0.0; 3], [0.0; 2], 0usize);
+        let n = self.states.len() / self.state_dim;
+        for state in self.states.chunks(self.state_dim) {
+            let start = std::time::Instant::now();
+            let best =
+                self.exact
+                    .maximize(q, &mut q_ws, &mut exact_ws, state, &mut action, &mut rng)?;
+            seconds[0] += start.elapsed().as_secs_f64();
+            let start = std::time::Instant::now();
+            let local =
+                self.lbfgs
+                    .maximize(q, &mut q_ws, &mut lbfgs_ws, state, &mut action, &mut rng)?;
+            seconds[1] += start.elapsed().as_secs_f64();
+            let start = std::time::Instant::now();
+            let grid =
+                self.grid
+                    .maximize(q, &mut q_ws, &mut grid_ws, state, &mut action, &mut rng)?;
+            seconds[2] += start.elapsed().as_secs_f64();
+            let gap = best.value - local.value;
+            gaps[0] += gap;
+            gaps[1] += best.value - grid.value;
+            if gap > 1e-4 * best.value.abs().max(1.0) {
+                suboptimal += 1;
+            }
+        }
+        let n_f = n as f64;
+        ctx.record(step, "lbfgs_gap_mean", gaps[0] / n_f);
+        ctx.record(step, "lbfgs_suboptimal_share", suboptimal as f64 / n_f);
+        ctx.record(step, "grid_gap_mean", gaps[1] / n_f);
+        ctx.record(step, "relu_milp_maximize_seconds", seconds[0] / n_f);
+        ctx.record(step, "lbfgs_maximize_seconds", seconds[1] / n_f);
+        ctx.record(step, "grid_maximize_seconds", seconds[2] / n_f);
+        Ok(())
     }
 }
