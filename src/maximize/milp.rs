@@ -24,7 +24,7 @@ use crate::rng::Rng;
 
 const NAME: &str = "milp";
 /// The solver as errors name it.
-pub(super) const SOLVER: &str = "MILP (good_lp/microlp)";
+const SOLVER: &str = "MILP (good_lp/microlp)";
 /// Slack on a constraint with no variable, the same as [`IntegerSpace::violation`]'s.
 const FEASIBILITY_TOLERANCE: f64 = 1e-9;
 
@@ -60,10 +60,10 @@ impl MilpMaximizer {
             .collect();
         let objective = linear_expression(&x, coefficients);
         let mut model = variables.maximise(objective).using(microlp);
-        for c in integer_constraints(&x, space)? {
+        for c in integer_constraints(&x, space, SOLVER)? {
             model.add_constraint(c);
         }
-        let solution = model.solve().map_err(solver_error)?;
+        let solution = model.solve().map_err(|e| solver_error(SOLVER, e))?;
         for (a, &xi) in action.iter_mut().zip(&x) {
             // The simplex returns integers up to rounding.
             *a = solution.value(xi).round();
@@ -93,15 +93,19 @@ pub(super) fn check_solver_bounds(field: &str, space: &IntegerSpace) -> Result<(
     }
 }
 
-/// The rows Σᵢ Aₖᵢ xᵢ ≤ bₖ of `space` over the action variables `x`.
-pub(super) fn integer_constraints(x: &[Variable], space: &IntegerSpace) -> Result<Vec<Constraint>> {
+/// The rows Σᵢ Aₖᵢ xᵢ ≤ bₖ of `space` over the action variables `x` (errors name `solver`).
+pub(super) fn integer_constraints(
+    x: &[Variable],
+    space: &IntegerSpace,
+    solver: &str,
+) -> Result<Vec<Constraint>> {
     let mut rows = Vec::with_capacity(space.constraints.len());
     for c in &space.constraints {
         if c.coefficients.iter().all(|&a| a == 0.0) {
             // 0 ≤ bound involves no variable; decide it here rather than hand the
             // solver an empty row.
             if 0.0 > c.bound + FEASIBILITY_TOLERANCE {
-                return Err(infeasible());
+                return Err(infeasible(solver));
             }
             continue;
         }
@@ -110,21 +114,21 @@ pub(super) fn integer_constraints(x: &[Variable], space: &IntegerSpace) -> Resul
     Ok(rows)
 }
 
-/// A solver failure as this crate's error.
-pub(super) fn solver_error(e: ResolutionError) -> Error {
+/// A failure of `solver` as this crate's error.
+pub(super) fn solver_error(solver: &str, e: ResolutionError) -> Error {
     match e {
-        ResolutionError::Infeasible => infeasible(),
+        ResolutionError::Infeasible => infeasible(solver),
         ResolutionError::Unbounded => Error::solver(
-            SOLVER,
+            solver,
             "the program is unbounded: q grows without limit over the actions",
         ),
-        other => Error::solver(SOLVER, other.to_string()),
+        other => Error::solver(solver, other.to_string()),
     }
 }
 
-fn infeasible() -> Error {
+fn infeasible(solver: &str) -> Error {
     Error::solver(
-        SOLVER,
+        solver,
         "the integer program is infeasible: no action satisfies every bound and constraint",
     )
 }

@@ -18,8 +18,9 @@
 //! arithmetic and of symbolic (affine-in-the-action) bounds propagated through the layers;
 //! every unit they decide saves a binary, and the branch and bound's time grows with the
 //! binaries. The action is a vector of continuous variables in a box, or of integer
-//! variables under the bounds and linear constraints of an [`IntegerSpace`]. good_lp
-//! solves it with microlp (pure Rust, the default) or HiGHS (crate feature `highs`).
+//! variables under the bounds and linear constraints of an
+//! [`IntegerSpace`](crate::env::IntegerSpace). good_lp solves it with microlp (pure Rust,
+//! the default) or HiGHS (crate feature `highs`).
 //!
 //! The network computes in f32; the program is stated in f64 from the same weights, with
 //! the bounds widened by a relative 1e-6 so rounding cannot cut off the optimum. The value
@@ -30,10 +31,10 @@ use good_lp::{
     SolverModel, Variable,
 };
 
-use super::milp::{check_solver_bounds, integer_constraints, solver_error, SOLVER};
+use super::milp::{check_solver_bounds, integer_constraints, solver_error};
 use super::{check_call, Maximizer, Maximum, QFunction};
 use crate::env::allocation::check_integer_space;
-use crate::env::{ActionSpace, IntegerSpace};
+use crate::env::ActionSpace;
 use crate::error::{Error, Result};
 use crate::nn::{Activation, Mlp};
 use crate::rng::Rng;
@@ -66,15 +67,6 @@ impl<'a> ReluNetwork<'a> {
     }
 }
 
-/// The action set of the program.
-#[derive(Clone, Debug)]
-enum Domain {
-    /// Continuous actions in `[low, high]`.
-    Box { low: Vec<f64>, high: Vec<f64> },
-    /// Integer actions under bounds and linear constraints.
-    Integer(IntegerSpace),
-}
-
 /// The good_lp backend that solves the program.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MilpBackend {
@@ -87,11 +79,24 @@ pub enum MilpBackend {
     Highs,
 }
 
+impl MilpBackend {
+    /// The solver as errors name it.
+    fn label(self) -> &'static str {
+        match self {
+            MilpBackend::Microlp => "MILP (good_lp/microlp)",
+            #[cfg(feature = "highs")]
+            MilpBackend::Highs => "MILP (good_lp/HiGHS)",
+        }
+    }
+}
+
 /// Exact maximizer of a ReLU-network q over a box or an integer action set.
 #[derive(Clone, Debug)]
 pub struct ReluMilpMaximizer {
     space: ActionSpace,
-    domain: Domain,
+    /// The bounds of each action component, as the program states them.
+    low: Vec<f64>,
+    high: Vec<f64>,
     backend: MilpBackend,
 }
 
@@ -99,7 +104,7 @@ impl ReluMilpMaximizer {
     /// A maximizer over `space`: a box with finite bounds, or an integer space whose
     /// bounds fit the solver's 32-bit integers.
     pub fn new(space: ActionSpace) -> Result<Self> {
-        let domain = match &space {
+        let (low, high) = match &space {
             ActionSpace::Box { low, high } => {
                 if low.len() != high.len() || low.is_empty() {
                     return Err(Error::invalid(
@@ -118,20 +123,19 @@ impl ReluMilpMaximizer {
                         ),
                     ));
                 }
-                Domain::Box {
-                    low: low.clone(),
-                    high: high.clone(),
-                }
+                (low.clone(), high.clone())
             }
             ActionSpace::Integer(integer) => {
                 check_integer_space(integer)?;
                 check_solver_bounds("relu_milp.action_space", integer)?;
-                Domain::Integer(integer.clone())
+                let as_f64 = |bounds: &[i64]| bounds.iter().map(|&v| v as f64).collect();
+                (as_f64(&integer.lower), as_f64(&integer.upper))
             }
         };
         Ok(ReluMilpMaximizer {
             space,
-            domain,
+            low,
+            high,
             backend: MilpBackend::default(),
         })
     }
@@ -139,16 +143,6 @@ impl ReluMilpMaximizer {
     /// The same maximizer solving with `backend`.
     pub fn with_backend(self, backend: MilpBackend) -> Self {
         ReluMilpMaximizer { backend, ..self }
-    }
-
-    fn action_bounds(&self) -> (Vec<f64>, Vec<f64>) {
-        match &self.domain {
-            Domain::Box { low, high } => (low.clone(), high.clone()),
-            Domain::Integer(s) => (
-                s.lower.iter().map(|&v| v as f64).collect(),
-                s.upper.iter().map(|&v| v as f64).collect(),
-            ),
-        }
     }
 }
 
@@ -214,7 +208,7 @@ impl Maximizer for ReluMilpMaximizer {
         check_call(NAME, &self.space, q, state, action)?;
         let Some(relu) = q.relu_network() else {
             return Err(Error::solver(
-                SOLVER,
+                self.backend.label(),
                 "q is not a network of ReLU hidden layers with a linear output, so a MILP \
                  cannot state its maximization (use relu_milp with an MLP q of ReLU units)",
             ));
@@ -251,7 +245,7 @@ impl Maximizer for ReluMilpMaximizer {
                 _ => break,
             }
         }
-        action.copy_from_slice(&result.map_err(solver_error)?);
+        action.copy_from_slice(&result.map_err(|e| solver_error(self.backend.label(), e))?);
         self.read_action(action)?;
         Ok(Maximum {
             value: q.value(q_ws, state, action)?,
@@ -262,20 +256,21 @@ impl Maximizer for ReluMilpMaximizer {
 
 impl ReluMilpMaximizer {
     fn program(&self, dim: usize) -> Result<Program> {
-        let (low, high) = self.action_bounds();
         let mut variables = ProblemVariables::new();
         let action = (0..dim)
             .map(|i| {
-                let v = variable().min(low[i]).max(high[i]);
-                variables.add(match self.domain {
-                    Domain::Integer(_) => v.integer(),
-                    Domain::Box { .. } => v,
+                let v = variable().min(self.low[i]).max(self.high[i]);
+                variables.add(match self.space {
+                    ActionSpace::Integer(_) => v.integer(),
+                    ActionSpace::Box { .. } => v,
                 })
             })
             .collect::<Vec<_>>();
-        let constraints = match &self.domain {
-            Domain::Integer(space) => integer_constraints(&action, space)?,
-            Domain::Box { .. } => Vec::new(),
+        let constraints = match &self.space {
+            ActionSpace::Integer(space) => {
+                integer_constraints(&action, space, self.backend.label())?
+            }
+            ActionSpace::Box { .. } => Vec::new(),
         };
         Ok(Program {
             variables,
@@ -303,8 +298,8 @@ impl ReluMilpMaximizer {
         // and each is its own symbolic bound.
         let mut inputs: Vec<Option<Expression>> =
             program.action.iter().map(|&v| Some(v.into())).collect();
-        let (low, high) = self.action_bounds();
-        (ws.input_lower, ws.input_upper) = (low.clone(), high.clone());
+        ws.input_lower.clone_from(&self.low);
+        ws.input_upper.clone_from(&self.high);
         ws.input_symbolic_lower.clear();
         ws.input_symbolic_lower.resize(dim * (dim + 1), 0.0);
         for k in 0..dim {
@@ -312,8 +307,8 @@ impl ReluMilpMaximizer {
         }
         ws.input_symbolic_upper.clone_from(&ws.input_symbolic_lower);
         let box_ = ActionBox {
-            low: &low,
-            high: &high,
+            low: &self.low,
+            high: &self.high,
         };
         let layers = network.sizes().len() - 1;
         for layer in 0..layers - 1 {
@@ -352,19 +347,19 @@ impl ReluMilpMaximizer {
 
     /// Round integer actions and check them, clamp continuous ones into the box.
     fn read_action(&self, action: &mut [f64]) -> Result<()> {
-        match &self.domain {
-            Domain::Integer(space) => {
+        match &self.space {
+            ActionSpace::Integer(space) => {
                 for a in action.iter_mut() {
                     *a = a.round();
                 }
                 if let Some(reason) = space.violation(action) {
                     return Err(Error::solver(
-                        SOLVER,
+                        self.backend.label(),
                         format!("the rounded solution {action:?} is not feasible: {reason}"),
                     ));
                 }
             }
-            Domain::Box { low, high } => {
+            ActionSpace::Box { low, high } => {
                 for ((a, &lo), &hi) in action.iter_mut().zip(low).zip(high) {
                     *a = a.clamp(lo, hi);
                 }
