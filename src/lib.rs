@@ -5,7 +5,7 @@
 //!
 //! | chapter | module |
 //! |---|---|
-//! | the MDPs of every section: Pendulum-v1, MountainCarContinuous-v0 (Gymnasium-exact), LQR, integer Allocation | [`env`](mod@env) |
+//! | the MDPs of every section: Pendulum-v1, MountainCarContinuous-v0 (Gymnasium-exact), LQR, integer Allocation and its sequential version with an exact value-iteration solution | [`env`](mod@env) |
 //! | ground truth: discrete Riccati solution, q*, v*, soft (entropy-regularized) LQR | [`env::lqr`] |
 //! | the function approximators q(s,a;θ), d(s;w): MLPs with input gradients, Adam, target copies | [`nn`] |
 //! | `maximize(q(s',·;θ))` of `fitted-q-iteration-explicit`: argmin (continuous), good_lp MILP (integer, q affine in the action), exact MILP of a ReLU-network q (box or integer), grid, enumeration, exact concave quadratic | [`maximize`] |

@@ -12,17 +12,21 @@
 //!   [`IntegerSpace`](crate::env::IntegerSpace), the reward, the exact feasible count.
 //! - [`Allocation`]: the [`Env`](crate::env::Env); [`Allocation::small`] can be enumerated
 //!   (390 actions), [`Allocation::large`] cannot (about 10¹⁰).
+//! - [`SequentialAllocation`]: the task as a finite MDP (shipments arrive a period later,
+//!   integer demand up to a cap) that value iteration solves exactly, for FQI's ground truth.
 //! - [`enumerate_feasible`], [`for_each_feasible`], [`count_feasible`]: brute force over any
 //!   `IntegerSpace`, point by point, never stored.
 
 mod enumerate;
 mod env;
 pub mod model;
+mod sequential;
 
 pub use enumerate::{
     check_integer_space, count_feasible, enumerate_feasible, for_each_feasible, FeasibleActions,
 };
 pub use env::Allocation;
 pub use model::{AllocationModel, AllocationParams};
+pub use sequential::{ActionList, OptimalSolution, PolicyValue, SequentialAllocation};
 
 const ID: &str = "Allocation";
