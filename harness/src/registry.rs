@@ -21,6 +21,7 @@ pub static BATCH: &[&dyn Adapter] = &[
     &Registered::<adapters::nfqca::NfqcaExperiment>::NEW,
     &Registered::<adapters::smooth_fqi_lqr::SmoothFqiLqr>::NEW,
     &Registered::<adapters::relu_milp::ReluMilp>::NEW,
+    &Registered::<adapters::fqi_allocation::FqiAllocation>::NEW,
 ];
 
 /// Every adapter: [`BATCH`], then [`ONLINE`].

@@ -6,6 +6,7 @@ pub mod allocation_milp;
 pub mod amortized_fqi_lqr;
 pub mod amortized_fqi_mlp;
 pub mod box_task;
+pub mod fqi_allocation;
 pub mod fqi_lqr;
 pub mod fqi_mlp;
 pub mod lqr_gain_scale;
