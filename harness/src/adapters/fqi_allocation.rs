@@ -28,7 +28,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use policy_param::algo::{
-    AdamFit, AdamFitSettings, Fit, FittedQIteration, FqiParams, LeastSquares,
+    AdamFit, AdamFitSettings, Fit, FittedQIteration, FqiParams, LeastSquares, Transitions,
 };
 use policy_param::env::allocation::{count_feasible, SequentialAllocation};
 use policy_param::env::ActionSpace;
@@ -188,56 +188,37 @@ impl Experiment for FqiAllocation {
             delta_actions_per_state: 0,
             seed,
         };
-        let run = Run { c, mdp: &mdp, seed };
-        match c.q {
-            QForm::Affine => {
-                let q = LinearQ::zeros(ActionAffineFeatures::new(n, m)?);
-                let fit = LeastSquares::new(c.ridge)?;
-                match c.maximizer {
-                    IntegerMaximizer::Milp => {
-                        let maximizer = MilpMaximizer::new(space)?;
-                        run.iterate(
-                            FittedQIteration::new(&params, q, maximizer, fit, data)?,
-                            ctx,
-                        )
-                    }
-                    _ => {
-                        let maximizer = EnumerationMaximizer::new(space, MAX_ENUMERATED)?;
-                        run.iterate(
-                            FittedQIteration::new(&params, q, maximizer, fit, data)?,
-                            ctx,
-                        )
-                    }
-                }
+        let run = Run {
+            c,
+            mdp: &mdp,
+            seed,
+            params,
+        };
+        let affine_q = || ActionAffineFeatures::new(n, m).map(LinearQ::zeros);
+        let least_squares = || LeastSquares::new(c.ridge);
+        let mlp_q = || {
+            let config = MlpConfig::new(&[n + m, c.width, 1]);
+            MlpQ::new(Mlp::new(&config, &mut seed.stream("q-init"))?, n)
+        };
+        let adam = || {
+            AdamFit::new(AdamFitSettings {
+                epochs: c.epochs,
+                batch_size: c.batch_size,
+                adam: AdamConfig::with_lr(c.lr),
+            })
+        };
+        let enumeration = || EnumerationMaximizer::new(space.clone(), MAX_ENUMERATED);
+        match (c.q, c.maximizer) {
+            (QForm::Affine, IntegerMaximizer::Milp) => {
+                let milp = MilpMaximizer::new(space.clone())?;
+                run.fqi(affine_q()?, milp, least_squares()?, data, ctx)
             }
-            QForm::Mlp => {
-                let network = Mlp::new(
-                    &MlpConfig::new(&[n + m, c.width, 1]),
-                    &mut seed.stream("q-init"),
-                )?;
-                let q = MlpQ::new(network, n)?;
-                let fit = AdamFit::new(AdamFitSettings {
-                    epochs: c.epochs,
-                    batch_size: c.batch_size,
-                    adam: AdamConfig::with_lr(c.lr),
-                })?;
-                match c.maximizer {
-                    IntegerMaximizer::ReluMilp => {
-                        let maximizer = ReluMilpMaximizer::new(ActionSpace::Integer(space))?;
-                        run.iterate(
-                            FittedQIteration::new(&params, q, maximizer, fit, data)?,
-                            ctx,
-                        )
-                    }
-                    _ => {
-                        let maximizer = EnumerationMaximizer::new(space, MAX_ENUMERATED)?;
-                        run.iterate(
-                            FittedQIteration::new(&params, q, maximizer, fit, data)?,
-                            ctx,
-                        )
-                    }
-                }
+            (QForm::Affine, _) => run.fqi(affine_q()?, enumeration()?, least_squares()?, data, ctx),
+            (QForm::Mlp, IntegerMaximizer::ReluMilp) => {
+                let exact = ReluMilpMaximizer::new(ActionSpace::Integer(space.clone()))?;
+                run.fqi(mlp_q()?, exact, adam()?, data, ctx)
             }
+            (QForm::Mlp, _) => run.fqi(mlp_q()?, enumeration()?, adam()?, data, ctx),
         }
     }
 }
@@ -246,14 +227,20 @@ struct Run<'a> {
     c: &'a Config,
     mdp: &'a SequentialAllocation,
     seed: RunSeed,
+    params: FqiParams,
 }
 
 impl Run<'_> {
-    fn iterate<Q: QFunction, M: Maximizer, F: Fit<Q>>(
+    /// FQI from q's initial parameters on `data`, then the greedy policy's evaluation.
+    fn fqi<Q: QFunction, M: Maximizer, F: Fit<Q>>(
         &self,
-        mut fqi: FittedQIteration<Q, M, F>,
+        q: Q,
+        maximizer: M,
+        fit: F,
+        data: Transitions,
         ctx: &mut CellContext,
     ) -> Result<(), CellError> {
+        let mut fqi = FittedQIteration::new(&self.params, q, maximizer, fit, data)?;
         ctx.set_total(self.c.iterations as u64);
         let start = Instant::now();
         let (mut target_seconds, mut calls) = (0.0, 0usize);
