@@ -283,24 +283,17 @@ impl Run<'_> {
         let gamma = self.c.gamma;
         let actions = mdp.enumerate_actions()?;
         let optimum = mdp.value_iteration(&actions, gamma, VALUE_TOLERANCE, MAX_SWEEPS)?;
-        let states = mdp.state_count()?;
-        let m = actions.dim();
-        let mut policy = vec![0.0; states * m];
-        let mut state = vec![0.0; mdp.state_dim()];
-        let (mut q_ws, mut ws) = (q.workspace(), maximizer.workspace());
         let mut rng = self.seed.stream("greedy-policy");
-        let mut optimal = 0usize;
-        for (s, action) in policy.chunks_mut(m).enumerate() {
-            mdp.state_of(s, &mut state);
-            maximizer.maximize(q, &mut q_ws, &mut ws, &state, action, &mut rng)?;
-            let best = optimum.value.values[s];
-            if optimum.q(mdp, &state, action) >= best - 1e-6 * best.abs().max(1.0) {
-                optimal += 1;
-            }
-        }
-        let greedy = mdp.evaluate_policy(&policy, gamma, VALUE_TOLERANCE, MAX_SWEEPS)?;
-        let (v_star, v_pi) = (optimum.value.initial_value, greedy.initial_value);
-        ctx.record(0, "states", states as f64);
+        let greedy = mdp.evaluate_greedy(
+            q,
+            maximizer,
+            &optimum,
+            VALUE_TOLERANCE,
+            MAX_SWEEPS,
+            &mut rng,
+        )?;
+        let (v_star, v_pi) = (optimum.value.initial_value, greedy.value.initial_value);
+        ctx.record(0, "states", optimum.value.values.len() as f64);
         ctx.record(0, "optimal_value", v_star);
         ctx.record(0, "greedy_value", v_pi);
         ctx.record(
@@ -308,7 +301,7 @@ impl Run<'_> {
             "value_gap_percent",
             100.0 * (v_star - v_pi) / v_star.abs(),
         );
-        ctx.record(0, "optimal_action_share", optimal as f64 / states as f64);
+        ctx.record(0, "optimal_action_share", greedy.optimal_share);
         Ok(())
     }
 }

@@ -27,6 +27,8 @@ pub use enumerate::{
 };
 pub use env::Allocation;
 pub use model::{AllocationModel, AllocationParams};
-pub use sequential::{ActionList, OptimalSolution, PolicyValue, SequentialAllocation};
+pub use sequential::{
+    ActionList, GreedyEvaluation, OptimalSolution, PolicyValue, SequentialAllocation,
+};
 
 const ID: &str = "Allocation";

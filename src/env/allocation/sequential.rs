@@ -34,6 +34,7 @@ use super::model::{AllocationModel, AllocationParams};
 use crate::algo::Transitions;
 use crate::env::IntegerSpace;
 use crate::error::{Error, Result};
+use crate::maximize::{Maximizer, QFunction};
 use crate::rng::{Rng, RunSeed};
 
 /// Most states [`SequentialAllocation::state_count`] enumerates (value tables of f64).
@@ -85,6 +86,17 @@ pub struct PolicyValue {
     pub initial_value: f64,
     /// Sweeps until the largest change fell below the tolerance.
     pub sweeps: usize,
+}
+
+/// How a q-function's greedy policy does against the optimum
+/// ([`SequentialAllocation::evaluate_greedy`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GreedyEvaluation {
+    /// The greedy policy's exact value.
+    pub value: PolicyValue,
+    /// Share of states where the greedy action is optimal: `q*(s, x)` within
+    /// `1e-6 · max(1, |v*(s)|)` of `v*(s)`.
+    pub optimal_share: f64,
 }
 
 /// What [`SequentialAllocation::value_iteration`] returns.
@@ -282,12 +294,16 @@ impl SequentialAllocation {
             .sum()
     }
 
-    /// The index of the unmet-demand vector `u = d − min(d, k)` of a state.
+    /// `u_j = d_j − min(d_j, k_j)`: the demand at site `j` that the capacity on hand leaves unmet.
+    fn unmet(&self, state: &[f64], j: usize) -> f64 {
+        let demand = state[j];
+        demand - demand.min(state[self.model.sites() + j])
+    }
+
+    /// The index of the unmet-demand vector `u` of a state.
     fn unmet_index(&self, state: &[f64]) -> usize {
-        let sites = self.model.sites();
-        (0..sites).rev().fold(0, |acc, j| {
-            let unmet = state[j] - state[j].min(state[sites + j]);
-            acc * (self.demand_cap + 1) + unmet as usize
+        (0..self.model.sites()).rev().fold(0, |acc, j| {
+            acc * (self.demand_cap + 1) + self.unmet(state, j) as usize
         })
     }
 
@@ -314,20 +330,10 @@ impl SequentialAllocation {
         }
         let sites = self.model.sites();
         for j in 0..sites {
-            let unmet = state[j] - state[j].min(state[sites + j]);
-            next[j] = draw(&self.next_demand[j][unmet as usize], rng) as f64;
+            next[j] = draw(&self.next_demand[j][self.unmet(state, j) as usize], rng) as f64;
             next[sites + j] = self.model.capacity_at(action, j);
         }
         Ok(self.reward(state, action))
-    }
-
-    /// The first state of an episode: Poisson demand (capped), no capacity on hand.
-    pub fn initial_state(&self, rng: &mut Rng, state: &mut [f64]) {
-        let sites = self.model.sites();
-        for j in 0..sites {
-            state[j] = draw(&self.next_demand[j][0], rng) as f64;
-            state[sites + j] = 0.0;
-        }
     }
 
     /// Every feasible action, in the lexicographic order of
@@ -381,8 +387,8 @@ impl SequentialAllocation {
         }
     }
 
-    /// `count` one-step transitions from states uniform over the enumerated states (or,
-    /// when they are too many, uniform over each component's range) with
+    /// `count` one-step transitions from states uniform over the state space (each
+    /// component uniform over its range, independently) with
     /// [`random_action`](Self::random_action)s: FQI's base points. Streams:
     /// `seed.stream("sequential-allocation-transitions")`.
     pub fn sample_transitions(&self, count: usize, seed: RunSeed) -> Result<Transitions> {
@@ -435,13 +441,20 @@ impl SequentialAllocation {
         }
     }
 
-    /// `E[v(s₀)]` over the first state's law.
+    /// `E[v(s₀)]` over the first state's law: the demand of a period with nothing unmet
+    /// before it (u = 0), no capacity on hand (k = 0, capacity index 0).
     fn initial_value(&self, values: &[f64]) -> f64 {
-        let (n_d, n_k) = (self.demand_count(), self.capacity_count());
-        let mut expected = vec![0.0; n_d * n_k];
-        self.expectations(values, &mut expected);
-        // u = 0 (nothing unmet before the first period), then k' = 0: no capacity on hand.
-        expected[0]
+        let (base, n_k) = (self.demand_cap + 1, self.capacity_count());
+        (0..self.demand_count())
+            .map(|d| {
+                let (mut digits, mut prob) = (d, 1.0);
+                for law in &self.next_demand {
+                    prob *= law[0][digits % base];
+                    digits /= base;
+                }
+                prob * values[d * n_k]
+            })
+            .sum()
     }
 
     /// Value iteration, `v ← max_x [r(s, x) + γ E v(s')]`, from `v = 0` until the largest
@@ -574,6 +587,40 @@ impl SequentialAllocation {
         Err(Error::Numerical {
             context: "evaluate_policy".into(),
             reason: format!("no convergence in {max_sweeps} sweeps"),
+        })
+    }
+}
+
+impl SequentialAllocation {
+    /// The greedy policy of `q`: its action at every state by `maximizer` (`rng` for
+    /// solvers with random starts), evaluated exactly with `optimum`'s discount and
+    /// compared with `optimum` state by state.
+    pub fn evaluate_greedy<Q: QFunction, M: Maximizer>(
+        &self,
+        q: &Q,
+        maximizer: &M,
+        optimum: &OptimalSolution,
+        tolerance: f64,
+        max_sweeps: usize,
+        rng: &mut Rng,
+    ) -> Result<GreedyEvaluation> {
+        let states = self.state_count()?;
+        let m = self.integer_space().lower.len();
+        let mut policy = vec![0.0; states * m];
+        let mut state = vec![0.0; self.state_dim()];
+        let (mut q_ws, mut ws) = (q.workspace(), maximizer.workspace());
+        let mut optimal = 0usize;
+        for (s, action) in policy.chunks_mut(m).enumerate() {
+            self.state_of(s, &mut state);
+            maximizer.maximize(q, &mut q_ws, &mut ws, &state, action, rng)?;
+            let best = optimum.value.values[s];
+            if optimum.q(self, &state, action) >= best - 1e-6 * best.abs().max(1.0) {
+                optimal += 1;
+            }
+        }
+        Ok(GreedyEvaluation {
+            value: self.evaluate_policy(&policy, optimum.gamma, tolerance, max_sweeps)?,
+            optimal_share: optimal as f64 / states as f64,
         })
     }
 }
