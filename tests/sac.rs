@@ -6,7 +6,7 @@
 //! bit; steps allocate nothing; the automatic temperature moves towards its target
 //! entropy; bad hyperparameters and numerical failures are typed errors.
 
-use policy_param::algo::sac::{Sac, SacConfig, SoftTarget, StepReport, Temperature};
+use policy_param::algo::sac::{Exploration, Sac, SacConfig, SoftTarget, StepReport, Temperature};
 use policy_param::env::lqr::{Lqr, LqrParams};
 use policy_param::env::pendulum::Pendulum;
 use policy_param::env::{self, Env};
@@ -205,10 +205,20 @@ fn a_restored_checkpoint_continues_bit_for_bit() {
         target_tau: Some(0.02),
         ..chapter.clone()
     };
-    for (index, config) in [small_pendulum(), chapter, with_value_target]
-        .into_iter()
-        .enumerate()
-    {
+    let correlated_exploration = SacConfig {
+        exploration: Exploration::OrnsteinUhlenbeck {
+            theta: 1.5,
+            dt: 0.01,
+        },
+        ..small_pendulum()
+    };
+    let configs = [
+        small_pendulum(),
+        chapter,
+        with_value_target,
+        correlated_exploration,
+    ];
+    for (index, config) in configs.into_iter().enumerate() {
         let config = config.check().unwrap();
         let (before, after) = (130, 170); // the episode ends at step 200, after the restore
         let mut straight = Sac::new(&config, pendulum(), RunSeed(3)).unwrap();
@@ -264,6 +274,15 @@ fn a_checkpoint_for_another_setup_is_rejected() {
         Err(Error::InvalidParameter { field, .. }) if field == "checkpoint.agent.critics"
     ));
     let mut other = sac.checkpoint();
+    other.config.exploration = Exploration::OrnsteinUhlenbeck {
+        theta: 1.5,
+        dt: 0.01,
+    };
+    assert!(matches!(
+        Sac::restore(other, pendulum()),
+        Err(Error::InvalidParameter { field, .. }) if field == "checkpoint.agent.act_noise"
+    ));
+    let mut other = sac.checkpoint();
     other.config.temperature = Temperature::Fixed { beta: 0.1 };
     assert!(Sac::restore(other, pendulum()).is_err());
     let truncated = &sac.to_json().unwrap()[..1000];
@@ -271,6 +290,45 @@ fn a_checkpoint_for_another_setup_is_rejected() {
         Sac::from_json(truncated, pendulum()),
         Err(Error::Json { .. })
     ));
+}
+
+/// With Ornstein–Uhlenbeck ε the actions taken drift instead of jumping: before any
+/// update (the policy fixed), consecutive pre-squash actions `μ(s) + σ(s)ε` differ by far
+/// less than with the chapter's white ε, and the same seed still gives the same run.
+#[test]
+fn correlated_exploration_moves_the_actions_smoothly() {
+    let mean_step = |exploration: Exploration| {
+        let config = SacConfig {
+            exploration,
+            learning_starts: 400,
+            random_actions_before_learning: false,
+            ..small_pendulum()
+        }
+        .check()
+        .unwrap();
+        let mut sac = Sac::new(&config, pendulum(), RunSeed(5)).unwrap();
+        sac.run(200, |_, _| Ok(())).unwrap();
+        assert_eq!(sac.updates(), 0);
+        let actions: Vec<f64> = sac
+            .replay()
+            .storage()
+            .actions()
+            .iter()
+            .map(|&a| f64::from(a).atanh())
+            .collect();
+        actions.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f64>() / 199.0
+    };
+    let white = mean_step(Exploration::White);
+    let ou = Exploration::OrnsteinUhlenbeck {
+        theta: 1.5,
+        dt: 0.01,
+    };
+    let correlated = mean_step(ou);
+    assert!(
+        correlated < 0.3 * white,
+        "mean |Δu|: {correlated} with OU ε, {white} with white ε"
+    );
+    assert_eq!(mean_step(ou).to_bits(), correlated.to_bits());
 }
 
 /// Run inside a rayon pool (so that the parallel work is queued on the worker's own
@@ -409,6 +467,16 @@ fn bad_hyperparameters_are_typed_errors_naming_the_field() {
                 ..base()
             },
             "sac.batch_size",
+        ),
+        (
+            SacConfig {
+                exploration: Exploration::OrnsteinUhlenbeck {
+                    theta: -1.0,
+                    dt: 0.01,
+                },
+                ..base()
+            },
+            "sac.exploration.theta",
         ),
         (
             SacConfig {

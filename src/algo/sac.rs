@@ -61,6 +61,10 @@
 //!   actions, as in Stable-Baselines3;
 //! * `learning_starts` uniformly random steps before the first update.
 //!
+//! One option beyond both: the ε of step 1 drawn from an Ornstein–Uhlenbeck process
+//! instead of independently ([`Exploration`]), the chapter's DDPG noise carried over to
+//! SAC so that exploration persists in time (`experiments/full/mountain_car.toml`).
+//!
 //! [`SacConfig::default`] is Stable-Baselines3's SAC, [`SacConfig::zoo_pendulum`]
 //! rl-baselines3-zoo's Pendulum-v1 settings.
 //!
@@ -91,6 +95,7 @@ use crate::env::Env;
 use crate::error::{rename_field, Error, Result};
 use crate::eval::{EvalSettings, Evaluation};
 use crate::nn::{mse_with_gradient, Activation, Adam, AdamConfig, Init, Mlp, MlpConfig, Workspace};
+use crate::noise::{ExplorationNoise, NoiseConfig, OrnsteinUhlenbeckParams};
 use crate::policy::{ActionMap, GaussianHead, PolicyOutput, LOG_STD_BOUNDS};
 use crate::replay::Minibatch;
 use crate::rng::{Rng, RngState, RunSeed};
@@ -117,6 +122,40 @@ pub enum Temperature {
         initial: f64,
         target_entropy: Option<f64>,
     },
+}
+
+/// Where the ε of step 1 (the actions taken in the environment) comes from; the updates'
+/// ε are always independent draws.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum Exploration {
+    /// ε ~ N(0, I) independently at every step: the chapter's `f_φ(s, ε)`.
+    #[default]
+    White,
+    /// ε from an Ornstein–Uhlenbeck process per action component with unit stationary
+    /// variance (σ = √(2θ), Euler–Maruyama step `dt`), started at 0 and running on across
+    /// episodes: the chapter's DDPG noise put into SAC's ε, so that consecutive actions
+    /// push the same way for about 1/(θ·dt) steps. Not in the chapter; temporally
+    /// correlated ε is what solves tasks such as MountainCarContinuous, whose reward
+    /// independent noise does not find (Eberhard et al. 2023, "Pink noise is all you
+    /// need"; Raffin et al. 2021's gSDE holds ε for several steps to the same end).
+    OrnsteinUhlenbeck { theta: f64, dt: f64 },
+}
+
+impl Exploration {
+    /// The noise process of ε, if ε is not white.
+    pub fn process(&self) -> Option<NoiseConfig> {
+        match *self {
+            Exploration::White => None,
+            Exploration::OrnsteinUhlenbeck { theta, dt } => {
+                Some(NoiseConfig::OrnsteinUhlenbeck(OrnsteinUhlenbeckParams {
+                    theta,
+                    mu: 0.0,
+                    sigma: (2.0 * theta).sqrt(),
+                    dt,
+                }))
+            }
+        }
+    }
 }
 
 /// Every hyperparameter of SAC, with documented defaults: Stable-Baselines3's SAC.
@@ -173,6 +212,8 @@ pub struct SacConfig {
     pub squash: bool,
     /// Clamp of the policy's log standard deviation. Default (−20, 2).
     pub log_std_bounds: (f64, f64),
+    /// The ε of step 1. Default [`Exploration::White`], the chapter's.
+    pub exploration: Exploration,
 }
 
 impl Default for SacConfig {
@@ -202,6 +243,7 @@ impl Default for SacConfig {
             },
             squash: true,
             log_std_bounds: LOG_STD_BOUNDS,
+            exploration: Exploration::White,
         }
     }
 }
@@ -328,6 +370,9 @@ impl SacConfig {
                 format!("({low}, {high}) is not a finite interval with min < max"),
             ));
         }
+        if let Some(process) = self.exploration.process() {
+            process.validate("sac.exploration")?;
+        }
         Ok(ValidSacConfig(self.clone()))
     }
 }
@@ -421,6 +466,8 @@ pub struct SacAgent {
     temperature: TemperatureState,
     /// ε of the actions taken in the environment (step 1).
     act_rng: Rng,
+    /// The process ε follows in step 1, unless it is white.
+    act_noise: Option<ExplorationNoise>,
     /// ε and ε' of the updates (steps 3.1 and 3.2).
     update_rng: Rng,
     scratch: Scratch,
@@ -443,6 +490,9 @@ pub struct SacState {
     pub temperature_adam: Option<Adam>,
     pub act_rng: RngState,
     pub update_rng: RngState,
+    /// The process of step 1's ε ([`Exploration::OrnsteinUhlenbeck`] only).
+    #[serde(default)]
+    pub act_noise: Option<ExplorationNoise>,
 }
 
 /// One approximator being fitted — a critic q_θⱼ or the value network v_ψ — with its
@@ -594,8 +644,9 @@ impl SampledActions {
 
 /// Buffers allocated once; nothing here is state that a checkpoint must keep.
 struct Scratch {
-    /// Step 1's action.
+    /// Step 1's action, and its ε when drawn from a process.
     act: GaussianPolicyWorkspace,
+    act_epsilon: Vec<f64>,
     /// Step 3.1's ãᵢ at sᵢ, the forward pass kept for 3.5.
     current: SampledActions,
     /// Step 3.2's a'ᵢ at s'ᵢ ([`SoftTarget::Sampled`]).
@@ -618,6 +669,7 @@ impl Scratch {
         let m = policy.head().action_dim();
         Scratch {
             act: policy.workspace(),
+            act_epsilon: vec![0.0; m],
             current: SampledActions::new(policy, batch),
             next: SampledActions::new(policy, batch),
             pairs: vec![0.0; batch * (obs_dim + m)],
@@ -753,6 +805,11 @@ impl Agent for SacAgent {
         Ok(SacAgent {
             policy_adam: Adam::new(config.policy_optimizer, policy.network().num_params())?,
             act_rng: seed.stream("sac-act"),
+            act_noise: config
+                .exploration
+                .process()
+                .map(|process| ExplorationNoise::new(process, m))
+                .transpose()?,
             update_rng: seed.stream("sac-update"),
             scratch: Scratch::new(&policy, obs_dim, batch),
             config: config.clone(),
@@ -771,18 +828,28 @@ impl Agent for SacAgent {
         self.policy.action_map()
     }
 
-    /// Step 1: act `a = f_φ(s, ε)`, ε from the `sac-act` stream (during warm-up, the
-    /// uniform draw already in `action`).
+    /// Step 1: act `a = f_φ(s, ε)`, ε from the `sac-act` stream, white or through the
+    /// configured process (during warm-up, the uniform draw already in `action`).
     fn act(&mut self, observation: &[f32], warming_up: bool, action: &mut [f64]) -> Result<()> {
-        if !warming_up {
-            self.policy.sample_agent_action(
-                &mut self.scratch.act,
-                observation,
-                &mut self.act_rng,
-                action,
-            )?;
+        if warming_up {
+            return Ok(());
         }
-        Ok(())
+        let s = &mut self.scratch;
+        match &mut self.act_noise {
+            None => {
+                self.policy
+                    .sample_agent_action(&mut s.act, observation, &mut self.act_rng, action)
+            }
+            Some(process) => {
+                process.sample_into(&mut self.act_rng, &mut s.act_epsilon);
+                self.policy.sample_agent_action_from(
+                    &mut s.act,
+                    observation,
+                    &s.act_epsilon,
+                    action,
+                )
+            }
+        }
     }
 
     /// Step 3 on the minibatch the core sampled: the temperature, the critics, the value
@@ -842,6 +909,7 @@ impl Agent for SacAgent {
             temperature_adam: self.temperature.adam.clone(),
             act_rng: RngState::capture(&self.act_rng),
             update_rng: RngState::capture(&self.update_rng),
+            act_noise: self.act_noise.clone(),
         }
     }
 
@@ -945,6 +1013,19 @@ impl Agent for SacAgent {
         };
         let act_rng = restore_rng(&c.act_rng, &agent_field("act_rng"))?;
         let update_rng = restore_rng(&c.update_rng, &agent_field("update_rng"))?;
+        let act_noise = match (config.exploration.process(), c.act_noise) {
+            (None, None) => None,
+            (Some(process), Some(noise)) => {
+                noise.check_restored(&agent_field("act_noise"), &process, m)?;
+                Some(noise)
+            }
+            _ => {
+                return Err(invalid(
+                    "act_noise",
+                    "does not match the configured exploration",
+                ))
+            }
+        };
         let head = GaussianHead::new(m, config.squash, config.log_std_bounds)?;
         let policy = GaussianPolicy::new(c.policy, head, map)?;
         Ok(SacAgent {
@@ -956,6 +1037,7 @@ impl Agent for SacAgent {
             value,
             temperature,
             act_rng,
+            act_noise,
             update_rng,
         })
     }

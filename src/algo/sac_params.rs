@@ -13,10 +13,13 @@
 use serde::{Deserialize, Serialize};
 
 use super::online::OnlineAlgorithm;
-use super::sac::{SacAgent, SacConfig, SoftTarget, Temperature};
-use crate::error::Result;
+use super::sac::{Exploration, SacAgent, SacConfig, SoftTarget, Temperature};
+use crate::error::{Error, Result};
 use crate::hyperparams::{check_buffer_holds_batch, Hyperparameters, Key, Preset, Range};
 use crate::nn::AdamConfig;
+
+/// Δt of the `ou` exploration, Stable-Baselines3's (and [`crate::noise`]'s) for DDPG.
+const OU_DT: f64 = 0.01;
 
 /// Which SAC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +41,16 @@ pub enum TemperatureKind {
     Fixed,
 }
 
+/// Where step 1's ε comes from ([`Exploration`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExplorationKind {
+    /// Independent N(0, I) at every step: the chapter's.
+    White,
+    /// An Ornstein–Uhlenbeck process with unit stationary variance, rate `ou_theta`.
+    Ou,
+}
+
 /// Every SAC key; `Default` is rl-baselines3-zoo's Pendulum-v1 setting.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -52,6 +65,8 @@ pub struct SacParams {
     pub lr: f64,
     pub hidden: Vec<usize>,
     pub learning_starts: usize,
+    pub exploration: ExplorationKind,
+    pub ou_theta: f64,
 }
 
 impl Default for SacParams {
@@ -75,6 +90,8 @@ impl SacParams {
             lr: 1e-3,
             hidden: vec![256, 256],
             learning_starts: 100,
+            exploration: ExplorationKind::White,
+            ou_theta: 0.15,
         }
     }
 
@@ -108,6 +125,8 @@ impl Hyperparameters for SacParams {
         Key { name: "lr", range: Range::Positive, meaning: "Adam learning rate of every network and of log β" },
         Key { name: "hidden", range: Range::Widths, meaning: "hidden widths of every network" },
         Key { name: "learning_starts", range: Range::AtLeast(0), meaning: "steps of uniform random actions before the first update" },
+        Key { name: "exploration", range: Range::OneOf(&["white", "ou"]), meaning: "ε of the actions taken: white (independent N(0, I), the chapter's) or ou (Ornstein–Uhlenbeck with unit stationary variance, running across episodes)" },
+        Key { name: "ou_theta", range: Range::Positive, meaning: "mean-reversion rate θ of the ou exploration (Δt 0.01: ε stays correlated for about 1/(0.01 θ) steps; below 100)" },
     ];
 
     fn presets() -> &'static [Preset<Self>] {
@@ -127,12 +146,20 @@ impl Hyperparameters for SacParams {
     }
 
     fn check_together(&self) -> Result<()> {
-        check_buffer_holds_batch(self.buffer_size, self.batch_size)
+        check_buffer_holds_batch(self.buffer_size, self.batch_size)?;
+        if self.ou_theta * OU_DT >= 1.0 {
+            return Err(Error::invalid(
+                "ou_theta",
+                format!("{} is not below {}", self.ou_theta, 1.0 / OU_DT),
+            ));
+        }
+        Ok(())
     }
 }
 
 impl OnlineAlgorithm for SacParams {
     type Agent = SacAgent;
+    const ADDED_KEYS: &'static [&'static str] = &["exploration", "ou_theta"];
 
     fn agent_config(&self) -> SacConfig {
         let adam = AdamConfig::with_lr(self.lr);
@@ -157,6 +184,13 @@ impl OnlineAlgorithm for SacParams {
             temperature_optimizer: adam,
             target_tau: Some(self.target_tau),
             temperature,
+            exploration: match self.exploration {
+                ExplorationKind::White => Exploration::White,
+                ExplorationKind::Ou => Exploration::OrnsteinUhlenbeck {
+                    theta: self.ou_theta,
+                    dt: OU_DT,
+                },
+            },
             ..SacConfig::zoo_pendulum()
         };
         match self.variant {
@@ -174,7 +208,7 @@ impl OnlineAlgorithm for SacParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hyperparams::check_key_table;
+    use crate::hyperparams::{check_key_table, resolve};
 
     #[test]
     fn the_key_table_matches_the_fields_and_the_default_is_the_librarys_zoo_setting() {
@@ -183,5 +217,27 @@ mod tests {
             SacParams::zoo_pendulum().agent_config(),
             SacConfig::zoo_pendulum()
         );
+    }
+
+    #[test]
+    fn ou_exploration_resolves_to_the_process_and_a_theta_too_fast_for_its_step_is_refused() {
+        let keys = |theta: f64| {
+            serde_json::json!({ "exploration": "ou", "ou_theta": theta })
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        let params: SacParams = resolve(None, &keys(1.5)).unwrap();
+        assert_eq!(
+            params.agent_config().exploration,
+            Exploration::OrnsteinUhlenbeck {
+                theta: 1.5,
+                dt: OU_DT
+            }
+        );
+        assert!(matches!(
+            resolve::<SacParams>(None, &keys(150.0)),
+            Err(Error::InvalidParameter { field, .. }) if field == "ou_theta"
+        ));
     }
 }

@@ -141,6 +141,25 @@ impl GaussianPolicy {
         Ok(())
     }
 
+    /// As [`GaussianPolicy::sample_agent_action`] with ε given instead of drawn: SAC's
+    /// temporally correlated exploration, where ε comes from a noise process.
+    pub fn sample_agent_action_from(
+        &self,
+        ws: &mut GaussianPolicyWorkspace,
+        observation: &[f32],
+        noise: &[f64],
+        agent_action: &mut [f64],
+    ) -> Result<()> {
+        for (e, &x) in ws.noise.iter_mut().zip(noise) {
+            *e = x as f32;
+        }
+        self.reparameterize(ws, observation)?;
+        for (u, &a) in agent_action.iter_mut().zip(&ws.action) {
+            *u = f64::from(a);
+        }
+        Ok(())
+    }
+
     /// `ws.action = f_φ(s, ε)` with ε ~ N(0, I) drawn from `rng`, and its log-density.
     fn draw(
         &self,
@@ -151,6 +170,11 @@ impl GaussianPolicy {
         for e in ws.noise.iter_mut() {
             *e = StandardNormal.sample(rng);
         }
+        self.reparameterize(ws, observation)
+    }
+
+    /// `ws.action = f_φ(s, ε)` for the ε in `ws.noise`, and its log-density.
+    fn reparameterize(&self, ws: &mut GaussianPolicyWorkspace, observation: &[f32]) -> Result<()> {
         let output = self.network.forward(observation, &mut ws.network)?;
         self.head
             .sample(output, &ws.noise, &mut ws.action, &mut ws.log_prob)
