@@ -24,6 +24,9 @@ fn the_committed_sac_grids_load() {
     assert_eq!(full.cells.len(), 40);
     // Seed 0 of the default grid's zoo experiment is the same cell in both.
     assert_eq!(grid.cells[0].config_hash, full.cells[0].config_hash);
+    // SAC and DDPG on MountainCarContinuous-v0, OU against independent exploration.
+    let mountain_car = Grid::load(&repository_file("experiments/full/mountain_car.toml")).unwrap();
+    assert_eq!(mountain_car.cells.len(), 30);
 }
 
 const HEAD: &str = r#"
@@ -55,6 +58,10 @@ fn bad_sac_values_are_named() {
         e.reason.contains("practice") && e.reason.contains("chapter"),
         "{e}"
     );
+    let e = error_of("exploration = \"ou\"\nou_theta = 150.0");
+    assert_eq!(e.key, "experiment.s.params.ou_theta", "{e}");
+    let e = error_of("exploration = \"pink\"");
+    assert_eq!(e.key, "experiment.s.params.exploration", "{e}");
     let e = error_of("temperature = \"hot\"");
     assert_eq!(e.key, "experiment.s.params.temperature", "{e}");
     let e = error_of("buffer_size = 10\nbatch_size = 32");
