@@ -13,6 +13,13 @@ use crate::eval::{evaluate_with, EvalSettings, Evaluation};
 use crate::nn::{Mlp, Workspace};
 use crate::rng::Rng;
 
+/// Copies the head's f32 action into an f64 one.
+fn widen(action: &[f32], out: &mut [f64]) {
+    for (u, &a) in out.iter_mut().zip(action) {
+        *u = f64::from(a);
+    }
+}
+
 /// A Gaussian policy d(a|s; φ) with its map to environment actions: a snapshot to act
 /// with (its mean, or samples) and to evaluate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -135,9 +142,7 @@ impl GaussianPolicy {
         agent_action: &mut [f64],
     ) -> Result<()> {
         self.draw(ws, observation, rng)?;
-        for (u, &a) in agent_action.iter_mut().zip(&ws.action) {
-            *u = f64::from(a);
-        }
+        widen(&ws.action, agent_action);
         Ok(())
     }
 
@@ -154,9 +159,7 @@ impl GaussianPolicy {
             *e = x as f32;
         }
         self.reparameterize(ws, observation)?;
-        for (u, &a) in agent_action.iter_mut().zip(&ws.action) {
-            *u = f64::from(a);
-        }
+        widen(&ws.action, agent_action);
         Ok(())
     }
 
@@ -181,9 +184,7 @@ impl GaussianPolicy {
     }
 
     fn to_env(&self, ws: &mut GaussianPolicyWorkspace, action: &mut [f64]) {
-        for (u, &a) in ws.agent_action.iter_mut().zip(&ws.action) {
-            *u = f64::from(a);
-        }
+        widen(&ws.action, &mut ws.agent_action);
         self.map.to_env(&ws.agent_action, action);
     }
 
