@@ -106,11 +106,19 @@ bench:
     cargo bench
 
 # Needs a quiet machine: about 45 minutes; the first time also installs torch and jax (several
-# GB). Options: scripts/bench_peers.py --help (--steps, --repeats, --algos, --threads, --json).
+# GB). Options: scripts/bench_peers.py --help (--steps, --repeats, --algos, --threads). Records
+# every measurement with the CPU in results/bench_peers.json (one run per CPU).
 # Side by side with Stable-Baselines3 and sbx: SAC, DDPG and TD3 on Pendulum-v1, steps/s, 1 and 2 threads.
 bench-peers *args: peers-venv
     cargo build --release --example peer_speed
-    {{venv_peers}}/bin/python scripts/bench_peers.py {{args}}
+    {{venv_peers}}/bin/python scripts/bench_peers.py --json results/bench_peers.json {{args}}
+
+# Where an update's time goes, on one core: our GEMM at the exact shapes of a SAC and a DDPG
+# update against OpenBLAS (numpy) and oneDNN/MKL (torch), and the share of a training step
+# outside matrix products; recorded per CPU in results/bench_gemm.json (about a minute).
+bench-gemm *args: peers-venv
+    cargo build --release --example gemm_shapes --features gemm-timing
+    {{venv_peers}}/bin/python scripts/bench_gemm.py --json results/bench_gemm.json {{args}}
 
 # Python venv with Stable-Baselines3, sbx and Gymnasium, pinned (peers for bench-peers).
 peers-venv:

@@ -360,14 +360,56 @@ def versions() -> dict[str, str]:
     return out
 
 
-def cpu_model() -> str:
+# CPU flags that decide which kernels a BLAS (and our GEMM) can run.
+KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_info() -> dict:
+    """Model name, vendor, logical CPUs and the kernel-relevant flags of /proc/cpuinfo."""
+    model, vendor, flags = platform.processor() or "unknown", "unknown", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "model name":
+                model = value
+            elif key == "vendor_id":
+                vendor = value
+            elif key == "flags":
+                flags = set(value.split())
+                break
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return {
+        "model": model,
+        "vendor": vendor,
+        "cpus": os.cpu_count(),
+        "flags": [f for f in KERNEL_FLAGS if f in flags],
+    }
+
+
+def cpu_key(entry: dict) -> tuple[str, tuple[str, ...]]:
+    """What tells two CPUs apart in a results file: model name and kernel flags (older
+    entries name the model only)."""
+    cpu = entry.get("cpu", "unknown")
+    if isinstance(cpu, dict):
+        return cpu.get("model", "unknown"), tuple(cpu.get("flags", ()))
+    return str(cpu), ()
+
+
+def record_per_cpu(path: Path, entry: dict) -> None:
+    """Writes `entry` into the JSON file at `path`, which keeps one run per CPU under
+    "runs": a run on the same CPU (model and flags) is replaced, other CPUs' runs are kept
+    (a file holding a single run, the older form, becomes the first of the list)."""
+    runs: list[dict] = []
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise SystemExit(f"bench: {path} is not valid JSON ({error}); move it away first")
+        runs = old["runs"] if isinstance(old, dict) and "runs" in old else [old]
+    runs = [r for r in runs if cpu_key(r) != cpu_key(entry)] + [entry]
+    path.write_text(json.dumps({"runs": runs}, indent=2, ensure_ascii=False) + "\n")
 
 
 def main() -> None:
@@ -379,7 +421,7 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--ours", type=Path, help="our peer_speed binary (default: target/release/examples/peer_speed)")
     parser.add_argument("--sgemm-size", type=int, default=256)
-    parser.add_argument("--json", type=Path, help="also write every measurement here")
+    parser.add_argument("--json", type=Path, help="also record every measurement in this file (one run per CPU: a run on another CPU is kept)")
     parser.add_argument("--worker", choices=["sb3", "sbx"], help=argparse.SUPPRESS)
     parser.add_argument("--sgemm-worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--algo", choices=["sac", "ddpg", "td3"], help=argparse.SUPPRESS)
@@ -409,7 +451,8 @@ def main() -> None:
         raise SystemExit(f"bench_peers: {args.ours} not found: cargo build --release --example peer_speed")
 
     started = time.time()
-    print(f"# bench-peers: {cpu_model()}, {os.cpu_count()} cores, load average {load_average()} (1, 5, 15 min)")
+    cpu = cpu_info()
+    print(f"# bench-peers: {cpu['model']} ({cpu['vendor']}; {', '.join(cpu['flags'])}), {cpu['cpus']} cores, load average {load_average()} (1, 5, 15 min)")
     print("# " + ", ".join(f"{k} {v}" for k, v in versions().items()))
     print(
         f"# protocol: Pendulum-v1, zoo hyperparameters, learning_starts {ZOO_LEARNING_STARTS}, "
@@ -468,20 +511,19 @@ def main() -> None:
         f"load average after: {load_average()}; {time.time() - started:.0f} s in all"
     )
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "cpu": cpu_model(),
-                    "versions": versions(),
-                    "steps": args.steps,
-                    "warmup": args.warmup,
-                    "repeats": args.repeats,
-                    "sgemm": ceiling,
-                    "sgemm_avx2": avx2,
-                    "rows": rows,
-                },
-                indent=2,
-            )
+        record_per_cpu(
+            args.json,
+            {
+                "cpu": cpu,
+                "date": time.strftime("%Y-%m-%d"),
+                "versions": versions(),
+                "steps": args.steps,
+                "warmup": args.warmup,
+                "repeats": args.repeats,
+                "sgemm": ceiling,
+                "sgemm_avx2": avx2,
+                "rows": rows,
+            },
         )
 
 

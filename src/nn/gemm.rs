@@ -168,11 +168,47 @@ pub fn matmul<T: Scalar>(
         "matmul: C holds {} elements, C is {m}×{n}",
         c.len()
     );
+    #[cfg(feature = "gemm-timing")]
+    let _timer = timing::Timer::start();
     let problem = Problem::new(dims, alpha, a, b, beta, c);
     match backend {
         Backend::Packed => packed_split_rows(problem),
         Backend::GemmCrate => gemm_crate(problem),
         Backend::Ndarray => ndarray_gemm(problem, a.transposed, b.transposed),
+    }
+}
+
+/// Wall-clock time spent in [`matmul`] by this thread, for profiling (cargo feature
+/// `gemm-timing`; without it nothing is timed). A product split over the pool counts once,
+/// on the thread that called it; products that other threads call (SAC's second critic)
+/// count on theirs, so read it from one-thread runs.
+#[cfg(feature = "gemm-timing")]
+pub mod timing {
+    use std::cell::Cell;
+    use std::time::{Duration, Instant};
+
+    thread_local! {
+        static SPENT: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+    }
+
+    /// Time in [`super::matmul`] on this thread since the last call (and resets it).
+    pub fn take() -> Duration {
+        SPENT.with(|spent| spent.replace(Duration::ZERO))
+    }
+
+    /// Adds its lifetime to the thread's total.
+    pub(super) struct Timer(Instant);
+
+    impl Timer {
+        pub(super) fn start() -> Self {
+            Timer(Instant::now())
+        }
+    }
+
+    impl Drop for Timer {
+        fn drop(&mut self) {
+            SPENT.with(|spent| spent.set(spent.get() + self.0.elapsed()));
+        }
     }
 }
 
