@@ -76,30 +76,49 @@ evcxr_version := "0.22.0"
 # cache (kept by evcxr in ~/.cache/evcxr), so Lab reuses what tests and renders compiled.
 evcxr_config := justfile_directory() / "target" / "evcxr"
 
-# Also writes the evcxr configuration (init.evcxr in evcxr_config) that turns on the compilation cache.
+# The kernel that `evcxr_jupyter --install` registers, started through scripts/evcxr_kernel.sh
+# (a build directory per notebook that outlives the kernel, under evcxr_build when set).
+register_wrapper := "import json, sys; from jupyter_client.kernelspec import KernelSpecManager as M; from pathlib import Path; p = Path(M().get_kernel_spec('rust').resource_dir) / 'kernel.json'; s = json.loads(p.read_text()); s['argv'][0] = sys.argv[1]; s['env'] = {**s.get('env', {}), 'EVCXR_JUPYTER': sys.argv[2]}; p.write_text(json.dumps(s, indent=2))"
+# Per-notebook build directories (see scripts/evcxr_kernel.sh); their parent holds the cargo
+# configuration that builds the library optimized for the notebooks (the workspace excludes them).
+evcxr_build := evcxr_config / "build"
+
+# Also writes the evcxr configuration: init.evcxr turns on the compilation cache and compiles
+# cells unoptimized (they are small; the library does the work); .cargo/config.toml above the
+# build directories compiles every dependency, the library included, at opt-level 2 without
+# debug assertions.
 # Install the Rust Jupyter kernel (evcxr_jupyter, pinned) and Jupyter in a local venv; register the kernel.
 kernel:
     cargo install --list | grep -qx "evcxr_jupyter v{{evcxr_version}}:" || cargo install evcxr_jupyter --version {{evcxr_version}} --locked
     [ -x {{venv_jupyter}}/bin/python ] || python3 -m venv {{venv_jupyter}}
     {{venv_jupyter}}/bin/pip install -q --disable-pip-version-check -r scripts/requirements-notebooks.txt
     PATH="$PWD/{{venv_jupyter}}/bin:$PATH" evcxr_jupyter --install
-    mkdir -p "{{evcxr_config}}" && echo ":cache 4000" > "{{evcxr_config}}/init.evcxr"
+    {{venv_jupyter}}/bin/python -c "{{register_wrapper}}" "$PWD/scripts/evcxr_kernel.sh" "$(command -v evcxr_jupyter)"
+    mkdir -p "{{evcxr_config}}" "{{evcxr_build}}/.cargo"
+    printf ':cache 4000\n:opt 0\n' > "{{evcxr_config}}/init.evcxr"
+    printf '[profile.dev.package."*"]\nopt-level = 2\ndebug-assertions = false\noverflow-checks = false\n' > "{{evcxr_build}}/.cargo/config.toml"
 
 # Open the notebooks in Jupyter Lab with the Rust kernel.
 notebooks: kernel
-    EVCXR_CONFIG_DIR="{{evcxr_config}}" {{venv_jupyter}}/bin/jupyter lab notebooks
+    EVCXR_CONFIG_DIR="{{evcxr_config}}" EVCXR_BUILD_ROOT="{{evcxr_build}}" {{venv_jupyter}}/bin/jupyter lab notebooks
 
 # Executed copies go to a temporary directory: the committed notebooks stay as they are.
 # Needs Chromium (`apt-get install chromium`) for the figures' static images.
 # Execute every notebook headless; an erroring cell fails.
 test-notebooks: kernel
     tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT; \
-    EVCXR_CONFIG_DIR="{{evcxr_config}}" {{venv_jupyter}}/bin/python scripts/render_notebooks.py --out "$tmp"
+    EVCXR_CONFIG_DIR="{{evcxr_config}}" EVCXR_BUILD_ROOT="{{evcxr_build}}" {{venv_jupyter}}/bin/python scripts/render_notebooks.py --out "$tmp"
+
+# Seconds per notebook cell as a reader waits for them (kernel timestamps), each notebook run
+# twice: the second run, with evcxr's cache warm, is the figure to read. Options:
+# scripts/notebook_latency.py --help (--runs, --json).
+notebook-latency *args: kernel
+    EVCXR_CONFIG_DIR="{{evcxr_config}}" EVCXR_BUILD_ROOT="{{evcxr_build}}" {{venv_jupyter}}/bin/python scripts/notebook_latency.py {{args}}
 
 # Deterministic: a rerun on the same machine changes no byte (see scripts/render_notebooks.py).
 # Execute the notebooks (default: all) and save them with their outputs and an SVG of each figure.
 render-notebooks *notebooks: kernel
-    EVCXR_CONFIG_DIR="{{evcxr_config}}" {{venv_jupyter}}/bin/python scripts/render_notebooks.py {{notebooks}}
+    EVCXR_CONFIG_DIR="{{evcxr_config}}" EVCXR_BUILD_ROOT="{{evcxr_build}}" {{venv_jupyter}}/bin/python scripts/render_notebooks.py {{notebooks}}
 
 # Criterion benchmarks (release).
 bench:

@@ -24,6 +24,7 @@ import argparse
 import base64
 import copy
 import json
+import os
 import queue
 import re
 import subprocess
@@ -83,15 +84,20 @@ class EvcxrClient(NotebookClient):
                     pass
 
 
-def execute(path: Path, timeout: int) -> tuple[nbformat.NotebookNode, list[float]]:
-    """The executed notebook and each code cell's seconds (printed, never saved)."""
+def execute(path: Path, timeout: int, record_timing: bool = False) -> tuple[nbformat.NotebookNode, list[float]]:
+    """The executed notebook and each code cell's seconds (printed, never saved; they include
+    the wait for late output). With `record_timing`, each code cell's metadata also keeps the
+    kernel's timestamps (`execution`), which `normalize` drops."""
     raw = json.loads(path.read_text(encoding="utf-8"))
     # nbformat would give a cell without an id a random one.
     for index, cell in enumerate(raw["cells"]):
         cell.setdefault("id", f"cell-{index:02d}")
     nb = nbformat.reads(json.dumps(raw), as_version=4)
     authored_metadata = copy.deepcopy(nb.metadata)
-    client = EvcxrClient(nb, kernel_name="rust", timeout=timeout, record_timing=False,
+    # Jupyter's server names the notebook to its kernel so; scripts/evcxr_kernel.sh picks the
+    # notebook's build directory from it.
+    os.environ["JPY_SESSION_NAME"] = str(path)
+    client = EvcxrClient(nb, kernel_name="rust", timeout=timeout, record_timing=record_timing,
                          resources={"metadata": {"path": str(path.parent)}})
     seconds = []
     client.on_cell_execute = lambda **_: seconds.append(-time.monotonic())
