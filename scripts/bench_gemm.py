@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_peers import cpu_info, pinned, record_per_cpu, thread_env  # noqa: E402
+from bench_peers import blas_info, cpu_info, own_kernel_env, pinned, record_per_cpu, run_line  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_BURST_SECONDS = 0.02
@@ -80,18 +80,11 @@ def peer_worker(shapes: list[dict], repeats: int) -> None:
             numpy_s = seconds_per_call(lambda: np.matmul(a_op, b_op, out=c), repeats)
             torch_s = seconds_per_call(lambda: torch.mm(ta_op, tb_op, out=tc), repeats)
         out.append({"openblas": flops / numpy_s / 1e9, "torch": flops / torch_s / 1e9})
-    blas = []
-    try:
-        from threadpoolctl import threadpool_info
-
-        blas = [{k: d.get(k) for k in ("internal_api", "version", "architecture")} for d in threadpool_info()]
-    except ImportError:
-        pass
-    print("peer_gemm_json " + json.dumps({"gflops": out, "blas": blas, "torch": torch.__version__, "numpy": np.__version__}), flush=True)
+    print("peer_gemm_json " + json.dumps({"gflops": out, "blas": blas_info(), "torch": torch.__version__, "numpy": np.__version__}), flush=True)
 
 
-def run(command: list[str], env: dict[str, str], input_text: str | None = None) -> str:
-    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, input=input_text)
+def run(command: list[str], env: dict[str, str]) -> str:
+    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"bench_gemm: {' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result.stdout
@@ -117,10 +110,7 @@ def main() -> None:
     if not args.ours.exists():
         raise SystemExit(f"bench_gemm: {args.ours} not found: cargo build --release --example gemm_shapes --features gemm-timing")
 
-    env = thread_env(1)
-    # OpenBLAS's own choice of kernel for this CPU (some machines set a slower one).
-    env.pop("OPENBLAS_CORETYPE", None)
-    env.pop("OPENBLAS_L2_SIZE", None)
+    env = own_kernel_env()
     started = time.time()
     cpu = cpu_info()
     print(f"# bench-gemm: {cpu['model']} ({', '.join(cpu['flags']) or 'no AVX flags'}), load average {os.getloadavg()[0]:.2f}", flush=True)
@@ -133,8 +123,8 @@ def main() -> None:
                 our_rounds.append(json.loads(run(ours_command, env)))
             else:
                 # Round 1 runs ours first: the shapes are known by then.
-                out = run(worker, env, json.dumps(our_rounds[0]["shapes"]))
-                peer_rounds.append(next(json.loads(l.split(" ", 1)[1]) for l in out.splitlines() if l.startswith("peer_gemm_json ")))
+                shapes = json.dumps(our_rounds[0]["shapes"])
+                peer_rounds.append(run_line(worker, env, "peer_gemm_json ", shapes))
         print(f"#   round {r + 1} of {args.rounds} done", flush=True)
     ours = our_rounds[0]
     for i, shape in enumerate(ours["shapes"]):

@@ -242,19 +242,23 @@ def worker(impl: str, algo: str, threads: int, learning_starts: int, warmup: int
     )
 
 
+def blas_info() -> list[dict]:
+    """The BLAS and OpenMP libraries this process loaded (threadpoolctl), with the kernel
+    each chose; empty without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [
+        {k: d.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+        for d in threadpool_info()
+    ]
+
+
 def sgemm_worker(size: int) -> None:
     import numpy as np
 
-    info = []
-    try:
-        from threadpoolctl import threadpool_info
-
-        info = [
-            {k: d.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-            for d in threadpool_info()
-        ]
-    except ImportError:
-        pass
+    info = blas_info()
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
@@ -276,8 +280,8 @@ def sgemm_worker(size: int) -> None:
 # The driver
 
 
-def run_line(command: list[str], env: dict[str, str], prefix: str) -> dict:
-    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+def run_line(command: list[str], env: dict[str, str], prefix: str, input_text: str | None = None) -> dict:
+    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, input=input_text)
     if result.returncode != 0:
         raise SystemExit(
             f"bench_peers: {' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}"
@@ -300,14 +304,20 @@ def _number(text: str):
     return text
 
 
-def sgemm_ceiling(size: int, coretype: str | None = None) -> dict:
-    """numpy/OpenBLAS float32 GEMM pinned to core 0: with OpenBLAS's own choice of kernel
-    (`coretype` None: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which some machines set and
-    which slow a current OpenBLAS, are removed for this command only), or with a named one
-    (`Haswell`: the AVX2 kernel, the instruction set our own GEMM uses)."""
+def own_kernel_env() -> dict[str, str]:
+    """`thread_env(1)` without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which some machines
+    set and which slow a current OpenBLAS: it then runs its own choice of kernel."""
     env = thread_env(1)
     env.pop("OPENBLAS_CORETYPE", None)
     env.pop("OPENBLAS_L2_SIZE", None)
+    return env
+
+
+def sgemm_ceiling(size: int, coretype: str | None = None) -> dict:
+    """numpy/OpenBLAS float32 GEMM pinned to core 0: with OpenBLAS's own choice of kernel
+    (`coretype` None: `own_kernel_env`), or with a named one
+    (`Haswell`: the AVX2 kernel, the instruction set our own GEMM uses)."""
+    env = own_kernel_env()
     if coretype:
         env["OPENBLAS_CORETYPE"] = coretype
     command = pinned(1, [sys.executable, __file__, "--sgemm-worker", str(size)])

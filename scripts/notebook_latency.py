@@ -4,7 +4,7 @@ kernel, exactly as `just test-notebooks` does (same kernel, same evcxr configura
 saved), and report every code cell's seconds from the kernel's own timestamps in the executed
 notebook's metadata (`execution`: from `iopub.execute_input` to `shell.execute_reply`).
 
-    just notebook-latency                         # every notebook, twice: cold then warm
+    just notebook-latency                         # every notebook, twice: the second run is warm
     .venv-jupyter/bin/python scripts/notebook_latency.py [NOTEBOOK ...] [--runs 2] [--json FILE]
 
 Run it with EVCXR_CONFIG_DIR set as the justfile sets it (the recipe does). Each run starts a
@@ -86,7 +86,7 @@ def main() -> int:
         results[path.name] = runs
 
     print()
-    print(f"| notebook | code cells | first cell (s) | median cell (s) | largest cell (s) | total (s) |")
+    print("| notebook | code cells | first cell (s) | median cell (s) | largest cell (s) | total (s) |")
     print("|---|---|---|---|---|---|")
     within = True
     for name, runs in results.items():
