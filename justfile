@@ -139,6 +139,12 @@ bench-gemm *args: peers-venv
     cargo build --release --example gemm_shapes --features gemm-timing
     {{venv_peers}}/bin/python scripts/bench_gemm.py --json results/bench_gemm.json {{args}}
 
+# The chapter's `maximize` against scipy's L-BFGS-B on a torch q, one core, same network,
+# states, starts and tolerances (scripts/bench_maximize.py): into results/bench_maximize.json.
+bench-maximize *args: peers-venv
+    cargo build --release --example maximize_race
+    {{venv_peers}}/bin/python scripts/bench_maximize.py --json results/bench_maximize.json {{args}}
+
 # Python venv with Stable-Baselines3, sbx and Gymnasium, pinned (peers for bench-peers).
 peers-venv:
     [ -x {{venv_peers}}/bin/python ] || python3 -m venv {{venv_peers}}

@@ -17,7 +17,8 @@ use policy_param::algo::{
 use policy_param::env::lqr::{Lqr, LqrParams, RiccatiSolution};
 use policy_param::env::{ActionSpace, Env};
 use policy_param::maximize::{
-    LbfgsSettings, Maximizer, ProjectedLbfgs, QFunction, QuadraticArgmax,
+    BatchedLbfgs, BatchedLbfgsSettings, LbfgsSettings, Maximizer, ProjectedLbfgs, QFunction,
+    QuadraticArgmax,
 };
 use policy_param::nn::{Activation, AdamConfig, Mlp, MlpConfig};
 use policy_param::qfunction::linear::{LinearQ, QuadraticFeatures};
@@ -211,6 +212,30 @@ fn quadratic_fqi_recovers_the_double_integrator_riccati_solution() {
         exact_argmax,
     );
     assert!(summary.converged, "{summary:?}");
+}
+
+/// Lockstep L-BFGS over all base points of a target computation (one batched call of q
+/// per round), tolerances tightened from scipy's defaults.
+fn batched_lbfgs(env: &Lqr) -> BatchedLbfgs {
+    let settings = BatchedLbfgsSettings {
+        starts: 2,
+        gradient_tolerance: 1e-12,
+        cost_tolerance: 0.0,
+        ..BatchedLbfgsSettings::default()
+    };
+    BatchedLbfgs::new(env.action_space().clone(), settings).unwrap()
+}
+
+#[test]
+fn quadratic_fqi_through_batched_lbfgs_maximize_recovers_both_riccati_solutions() {
+    check_quadratic_fqi_recovers_riccati(LqrParams::scalar(), 2.0, 2.0, 100, batched_lbfgs);
+    check_quadratic_fqi_recovers_riccati(
+        LqrParams::double_integrator(),
+        1.0,
+        1.0,
+        150,
+        batched_lbfgs,
+    );
 }
 
 #[test]

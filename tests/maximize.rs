@@ -10,8 +10,9 @@ use nalgebra::{DMatrix, DVector};
 use policy_param::env::allocation::{for_each_feasible, Allocation};
 use policy_param::env::{ActionSpace, IntegerSpace, LinearConstraint};
 use policy_param::maximize::{
-    EnumerationMaximizer, FirstStart, GridMaximizer, LbfgsSettings, LineSearchKind, Maximizer,
-    MilpMaximizer, ProjectedLbfgs, QFunction,
+    BatchedLbfgs, BatchedLbfgsSettings, BatchedWorkspace, EnumerationMaximizer, FirstStart,
+    GridMaximizer, LbfgsSettings, LineSearchKind, Maximizer, MilpMaximizer, ProjectedLbfgs,
+    QFunction,
 };
 use policy_param::nn::{Activation, Mlp, MlpConfig};
 use policy_param::qfunction::MlpQ;
@@ -890,4 +891,279 @@ fn mlp_q_evaluations_allocate_nothing_once_the_workspace_is_sized() {
     };
     evaluate(&mut ws); // sizes the workspace for 16 rows
     assert_eq!(allocated_by(|| evaluate(&mut ws)).1.calls, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Lockstep L-BFGS over many states at once (BatchedLbfgs).
+
+fn precise_batched(starts: usize) -> BatchedLbfgsSettings {
+    BatchedLbfgsSettings {
+        starts,
+        gradient_tolerance: 1e-10,
+        cost_tolerance: 0.0,
+        ..BatchedLbfgsSettings::default()
+    }
+}
+
+/// The largest distance to the exact box maximizer of one random concave quadratic,
+/// maximized at 20 states in one batch.
+fn batched_quadratic_case(low: &[f64], high: &[f64], state_scale: f64, seed: u64) -> f64 {
+    let n = low.len();
+    let mut rng = RunSeed(seed).stream("case");
+    let q = QuadraticQ::random(n, &mut rng);
+    let count = 20;
+    let states: Vec<f64> = (0..count * n)
+        .map(|_| state_scale * rng.gen_range(-1.0..1.0))
+        .collect();
+    let solver = BatchedLbfgs::new(box_space(low, high), precise_batched(2)).unwrap();
+    let starts = solver.starting_points(count, &mut rng);
+    let (mut actions, mut values) = (vec![0.0; count * n], vec![0.0; count]);
+    let mut ws = BatchedWorkspace::default();
+    solver
+        .maximize_batch(
+            &q,
+            &mut (),
+            &mut ws,
+            &states,
+            &starts,
+            &mut actions,
+            &mut values,
+        )
+        .unwrap();
+    let mut worst: f64 = 0.0;
+    for i in 0..count {
+        let (state, action) = (&states[i * n..(i + 1) * n], &actions[i * n..(i + 1) * n]);
+        let expected = q.box_maximizer(state, low, high);
+        for k in 0..n {
+            assert!(
+                action[k] >= low[k] && action[k] <= high[k],
+                "outside the box"
+            );
+            worst = worst.max((action[k] - expected[k]).abs());
+        }
+        assert_eq!(values[i], q.value_at(state, action));
+    }
+    worst
+}
+
+#[test]
+fn batched_lbfgs_finds_interior_and_boundary_quadratic_maximizers() {
+    let worst = batched_quadratic_case(&[-1.0; 3], &[1.0; 3], 0.5, 21);
+    assert!(worst <= 1e-6, "interior: worst error {worst}");
+    let worst = batched_quadratic_case(&[-1.0, -0.5, 0.0], &[1.0, 2.0, 0.5], 4.0, 22);
+    assert!(worst <= 1e-6, "boundary: worst error {worst}");
+    let inf = f64::INFINITY;
+    let worst = batched_quadratic_case(&[0.0, -inf, -inf], &[inf, 0.0, inf], 2.0, 23);
+    assert!(worst <= 1e-6, "half-bounded: worst error {worst}");
+}
+
+#[test]
+fn batched_lbfgs_matches_a_dense_grid_on_random_relu_networks() {
+    let space = box_space(&[-2.0], &[2.0]);
+    let solver = BatchedLbfgs::new(
+        space.clone(),
+        BatchedLbfgsSettings {
+            starts: 8,
+            ..BatchedLbfgsSettings::default()
+        },
+    )
+    .unwrap();
+    let grid = GridMaximizer::new(space, 10_001).unwrap();
+    let q = random_mlp_q(2, Activation::Relu, 24);
+    let mut rng = RunSeed(24).stream("states");
+    let count = 50;
+    let states: Vec<f64> = (0..count * 2).map(|_| rng.gen_range(-2.0..2.0)).collect();
+    let starts = solver.starting_points(count, &mut rng);
+    let (mut actions, mut values) = (vec![0.0; count], vec![0.0; count]);
+    let (mut q_ws, mut grid_ws) = (q.workspace(), grid.workspace());
+    let mut ws = BatchedWorkspace::default();
+    solver
+        .maximize_batch(
+            &q,
+            &mut q_ws,
+            &mut ws,
+            &states,
+            &starts,
+            &mut actions,
+            &mut values,
+        )
+        .unwrap();
+    for i in 0..count {
+        let state = &states[2 * i..2 * i + 2];
+        let mut b = [0.0];
+        let reference = grid
+            .maximize(&q, &mut q_ws, &mut grid_ws, state, &mut b, &mut rng)
+            .unwrap();
+        assert!((-2.0..=2.0).contains(&actions[i]));
+        assert_eq!(
+            values[i],
+            q.value(&mut q_ws, state, &actions[i..i + 1]).unwrap()
+        );
+        assert!(
+            values[i] >= reference.value - 1e-4,
+            "state {state:?}: batched {} at {}, grid {} at {b:?}",
+            values[i],
+            actions[i],
+            reference.value
+        );
+        // Never worse than its starts.
+        for &start in &starts[8 * i..8 * (i + 1)] {
+            assert!(values[i] >= q.value(&mut q_ws, state, &[start]).unwrap());
+        }
+    }
+}
+
+#[test]
+fn batched_lbfgs_is_the_same_whatever_the_thread_count() {
+    let config = MlpConfig::new(&[3 + 2, 32, 32, 1]);
+    let q = MlpQ::from_config(&config, 3, &mut RunSeed(25).stream("critic")).unwrap();
+    // Chunks of 4 states × 4 starts, so that two threads share the 37 states.
+    let settings = BatchedLbfgsSettings {
+        starts: 4,
+        batch: 16,
+        ..BatchedLbfgsSettings::default()
+    };
+    let solver = BatchedLbfgs::new(box_space(&[-1.0, -2.0], &[1.0, 0.5]), settings).unwrap();
+    let count = 37;
+    let mut rng = RunSeed(25).stream("states");
+    let states: Vec<f64> = (0..count * 3).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let (mut actions, mut values) = (vec![0.0; count * 2], vec![0.0; count]);
+        let evaluations = pool
+            .install(|| {
+                solver.maximize_many(&q, &states, &mut actions, &mut values, |i| {
+                    RunSeed(26).indexed("maximize", i as u64)
+                })
+            })
+            .unwrap();
+        (actions, values, evaluations)
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    // Each value is q at its action, and at least q at the state's first start (the
+    // box centre).
+    let mut q_ws = q.workspace();
+    for i in 0..count {
+        let (state, action) = (&states[3 * i..3 * i + 3], &one.0[2 * i..2 * i + 2]);
+        assert_eq!(one.1[i], q.value(&mut q_ws, state, action).unwrap());
+        assert!(one.1[i] >= q.value(&mut q_ws, state, &[0.0, -0.75]).unwrap());
+    }
+}
+
+#[test]
+fn mlp_q_batched_action_gradients_match_single_evaluations() {
+    let config = MlpConfig::new(&[2 + 3, 16, 16, 1]).hidden(Activation::Tanh);
+    let q = MlpQ::from_config(&config, 2, &mut RunSeed(26).stream("critic")).unwrap();
+    let mut rng = RunSeed(26).stream("rows");
+    let rows = 29;
+    let states: Vec<f64> = (0..rows * 2).map(|_| rng.gen_range(-2.0..2.0)).collect();
+    let actions: Vec<f64> = (0..rows * 3).map(|_| rng.gen_range(-2.0..2.0)).collect();
+    let (mut values, mut gradients) = (vec![0.0; rows], vec![0.0; rows * 3]);
+    let mut ws = q.workspace();
+    q.values_and_action_gradients(&mut ws, &states, &actions, &mut values, &mut gradients)
+        .unwrap();
+    let mut single = [0.0; 3];
+    for i in 0..rows {
+        let v = q
+            .value_and_action_gradient(
+                &mut ws,
+                &states[2 * i..2 * i + 2],
+                &actions[3 * i..3 * i + 3],
+                &mut single,
+            )
+            .unwrap();
+        assert!((values[i] - v).abs() <= 1e-5 * (1.0 + v.abs()), "row {i}");
+        for k in 0..3 {
+            let g = gradients[3 * i + k];
+            assert!(
+                (g - single[k]).abs() <= 1e-5 * (1.0 + g.abs()),
+                "row {i}, component {k}"
+            );
+        }
+    }
+    assert_invalid(
+        q.values_and_action_gradients(&mut ws, &states, &actions, &mut values, &mut gradients[1..]),
+        "gradients",
+    );
+}
+
+#[test]
+fn batched_lbfgs_bad_settings_and_buffers_are_typed_errors() {
+    let space = box_space(&[-1.0], &[1.0]);
+    for (settings, field) in [
+        (
+            BatchedLbfgsSettings {
+                starts: 0,
+                ..Default::default()
+            },
+            "starts",
+        ),
+        (
+            BatchedLbfgsSettings {
+                batch: 0,
+                ..Default::default()
+            },
+            "batch",
+        ),
+        (
+            BatchedLbfgsSettings {
+                gradient_tolerance: -1.0,
+                ..Default::default()
+            },
+            "gradient_tolerance",
+        ),
+        (
+            BatchedLbfgsSettings {
+                min_step: 0.0,
+                ..Default::default()
+            },
+            "min_step",
+        ),
+    ] {
+        assert_invalid(BatchedLbfgs::new(space.clone(), settings), field);
+    }
+    assert_invalid(
+        BatchedLbfgs::new(box_space(&[1.0], &[-1.0]), BatchedLbfgsSettings::default()),
+        "action_space",
+    );
+    let solver = BatchedLbfgs::new(space, BatchedLbfgsSettings::default()).unwrap();
+    let q = random_mlp_q(2, Activation::Relu, 27);
+    let (mut q_ws, mut ws) = (q.workspace(), BatchedWorkspace::default());
+    let (mut actions, mut values) = (vec![0.0; 3], vec![0.0; 3]);
+    let starts = vec![0.0; 3];
+    let states = [0.0; 6];
+    assert_invalid(
+        solver.maximize_batch(
+            &q,
+            &mut q_ws,
+            &mut ws,
+            &states[1..],
+            &starts,
+            &mut actions,
+            &mut values,
+        ),
+        "states",
+    );
+    assert_invalid(
+        solver.maximize_batch(
+            &q,
+            &mut q_ws,
+            &mut ws,
+            &states,
+            &starts[1..],
+            &mut actions,
+            &mut values,
+        ),
+        "starts",
+    );
+    assert_invalid(
+        solver.maximize_many(&q, &states, &mut actions[1..], &mut values, |i| {
+            RunSeed(27).indexed("maximize", i as u64)
+        }),
+        "actions",
+    );
 }

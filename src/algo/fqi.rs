@@ -157,6 +157,8 @@ pub struct FittedQIteration<Q: QFunction, M: Maximizer, F: Fit<Q>> {
     targets: Vec<f64>,
     /// The maximizer's a* at each s' (NaN for terminal s').
     next_actions: Vec<f64>,
+    /// The base points whose s' is not terminal, gathered for one `maximize_many` call.
+    live: LiveRows,
     /// q at the δ points under θₙ, and under θₙ₊₁ once fitted.
     q_before: Vec<f64>,
     q_after: Vec<f64>,
@@ -219,6 +221,7 @@ impl<Q: QFunction, M: Maximizer, F: Fit<Q>> FittedQIteration<Q, M, F> {
             }
         }
         let points = data.len() * (k + 1);
+        let live = LiveRows::of(&data);
         let mut fqi = FittedQIteration {
             config,
             q,
@@ -226,6 +229,7 @@ impl<Q: QFunction, M: Maximizer, F: Fit<Q>> FittedQIteration<Q, M, F> {
             fitter,
             targets: vec![0.0; data.len()],
             next_actions: vec![0.0; data.len() * m],
+            live,
             data,
             delta_actions,
             q_before: vec![0.0; points],
@@ -311,7 +315,9 @@ impl<Q: QFunction, M: Maximizer, F: Fit<Q>> FittedQIteration<Q, M, F> {
         }
     }
 
-    /// Step 3.2.1 for every base point, in parallel; returns (maximize calls, q evaluations).
+    /// Step 3.2.1 for every base point, in parallel (the maximizer's `maximize_many`, row
+    /// j of the live rows drawing from base point i's stream); returns (maximize calls,
+    /// q evaluations).
     fn compute_targets(&mut self, n: usize) -> Result<(usize, usize)> {
         let FittedQIteration {
             config,
@@ -320,39 +326,37 @@ impl<Q: QFunction, M: Maximizer, F: Fit<Q>> FittedQIteration<Q, M, F> {
             data,
             targets,
             next_actions,
+            live,
             ..
         } = self;
         let (gamma, seed) = (config.params.gamma, config.params.seed);
         let (len, m) = (data.len(), q.action_dim());
-        let q = &*q;
-        let maximizer = &*maximizer;
-        let data = &*data;
-        targets
-            .par_iter_mut()
-            .zip(next_actions.par_chunks_mut(m))
-            .enumerate()
-            .map_init(
-                || (q.workspace(), maximizer.workspace()),
-                |(q_ws, max_ws), (i, (y, a_star))| -> Result<(usize, usize)> {
-                    if data.terminated(i) {
-                        *y = data.reward(i);
-                        a_star.fill(f64::NAN);
-                        return Ok((0, 0));
-                    }
-                    let mut rng = seed.indexed("fqi-maximize", (n * len + i) as u64);
-                    let max = maximizer.maximize(
-                        q,
-                        q_ws,
-                        max_ws,
-                        data.next_state(i),
-                        a_star,
-                        &mut rng,
-                    )?;
-                    *y = data.reward(i) + gamma * max.value;
-                    Ok((1, max.evaluations))
-                },
-            )
-            .try_reduce(|| (0, 0), |a, b| Ok((a.0 + b.0, a.1 + b.1)))
+        let LiveRows {
+            index,
+            next_states,
+            actions,
+            values,
+        } = live;
+        // The previous a* is each row's given action (a warm start for maximizers that
+        // take one).
+        for (j, &i) in index.iter().enumerate() {
+            actions[j * m..(j + 1) * m].copy_from_slice(&next_actions[i * m..(i + 1) * m]);
+        }
+        let index = &*index;
+        let evaluations = maximizer.maximize_many(&*q, next_states, actions, values, |j| {
+            seed.indexed("fqi-maximize", (n * len + index[j]) as u64)
+        })?;
+        for (i, y) in targets.iter_mut().enumerate() {
+            if data.terminated(i) {
+                *y = data.reward(i);
+                next_actions[i * m..(i + 1) * m].fill(f64::NAN);
+            }
+        }
+        for (j, &i) in index.iter().enumerate() {
+            targets[i] = data.reward(i) + gamma * values[j];
+            next_actions[i * m..(i + 1) * m].copy_from_slice(&actions[j * m..(j + 1) * m]);
+        }
+        Ok((index.len(), evaluations))
     }
 
     /// q(·; θ) at every δ point, into `q_after`.
@@ -494,6 +498,31 @@ impl<'a, Q: QFunction, M: Maximizer> GreedyPolicy<'a, Q, M> {
         self.maximizer
             .maximize(self.q, &mut ws.q, &mut ws.maximizer, &ws.state, action, rng)?;
         Ok(())
+    }
+}
+
+/// The base points whose s' is not terminal: their indices, their s' gathered row by row,
+/// and the actions and values of one `maximize_many` call (sized once: the data is fixed).
+struct LiveRows {
+    index: Vec<usize>,
+    next_states: Vec<f64>,
+    actions: Vec<f64>,
+    values: Vec<f64>,
+}
+
+impl LiveRows {
+    fn of(data: &Transitions) -> Self {
+        let index: Vec<usize> = (0..data.len()).filter(|&i| !data.terminated(i)).collect();
+        let next_states = index
+            .iter()
+            .flat_map(|&i| data.next_state(i).iter().copied())
+            .collect();
+        LiveRows {
+            actions: vec![0.0; index.len() * data.action_dim()],
+            values: vec![0.0; index.len()],
+            next_states,
+            index,
+        }
     }
 }
 

@@ -171,7 +171,7 @@ impl LbfgsSettings {
 
 /// How one action component maps from its unconstrained variable (module docs).
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Coordinate {
+pub(super) enum Coordinate {
     Interval { mid: f64, half: f64 },
     Lower { low: f64 },
     Upper { high: f64 },
@@ -187,7 +187,7 @@ const INWARD: f64 = 1e-3;
 const SNAP: f64 = 1e-6;
 
 impl Coordinate {
-    fn new(low: f64, high: f64) -> Self {
+    pub(super) fn new(low: f64, high: f64) -> Self {
         match (low.is_finite(), high.is_finite()) {
             (true, true) => Coordinate::Interval {
                 // Halves first: (low + high)/2 may overflow.
@@ -200,7 +200,7 @@ impl Coordinate {
         }
     }
 
-    fn action(self, u: f64) -> f64 {
+    pub(super) fn action(self, u: f64) -> f64 {
         match self {
             Coordinate::Interval { mid, half } => mid + half * u.sin(),
             Coordinate::Lower { low } => low + u * u,
@@ -210,7 +210,7 @@ impl Coordinate {
     }
 
     /// da/du.
-    fn derivative(self, u: f64) -> f64 {
+    pub(super) fn derivative(self, u: f64) -> f64 {
         match self {
             Coordinate::Interval { half, .. } => half * u.cos(),
             Coordinate::Lower { .. } => 2.0 * u,
@@ -220,7 +220,7 @@ impl Coordinate {
     }
 
     /// A `u` mapping to `a` (or to a point just inside the bound if `a` is on it).
-    fn unconstrained(self, a: f64) -> f64 {
+    pub(super) fn unconstrained(self, a: f64) -> f64 {
         match self {
             Coordinate::Interval { half: 0.0, .. } => 0.0,
             Coordinate::Interval { mid, half } => {
@@ -232,7 +232,7 @@ impl Coordinate {
         }
     }
 
-    fn centre(self) -> f64 {
+    pub(super) fn centre(self) -> f64 {
         match self {
             Coordinate::Interval { mid, .. } => mid,
             Coordinate::Lower { low } => low + 1.0,
@@ -243,7 +243,7 @@ impl Coordinate {
 
     /// A random action component: uniform on an interval, a standard normal draw
     /// (folded onto the half-line) otherwise.
-    fn random(self, rng: &mut Rng) -> f64 {
+    pub(super) fn random(self, rng: &mut Rng) -> f64 {
         match self {
             Coordinate::Interval { mid, half } => mid + half * rng.gen_range(-1.0..=1.0),
             Coordinate::Lower { low } => low + rng.sample::<f64, _>(StandardNormal).abs(),
@@ -577,7 +577,7 @@ impl ProjectedLbfgs {
     }
 }
 
-fn check_box(low: &[f64], high: &[f64]) -> Result<()> {
+pub(super) fn check_box(low: &[f64], high: &[f64]) -> Result<()> {
     if low.len() != high.len() {
         return Err(Error::invalid(
             "lbfgs.action_space",

@@ -12,6 +12,7 @@
 //! per-thread mutable scratch lives in the `Workspace` types, and randomness (multi-start
 //! points) comes from a caller-provided stream, so results do not depend on thread count.
 
+mod batched;
 mod continuous;
 mod enumerate;
 mod grid;
@@ -19,12 +20,15 @@ mod milp;
 pub mod quadratic;
 mod relu_milp;
 
+pub use batched::{BatchStats, BatchedLbfgs, BatchedLbfgsSettings, BatchedWorkspace};
 pub use continuous::{FirstStart, LbfgsSettings, LbfgsWorkspace, LineSearchKind, ProjectedLbfgs};
 pub use enumerate::{EnumerationMaximizer, EnumerationWorkspace};
 pub use grid::{GridMaximizer, GridWorkspace};
 pub use milp::{MilpMaximizer, MilpWorkspace};
 pub use quadratic::QuadraticArgmax;
 pub use relu_milp::{MilpBackend, ReluMilpMaximizer, ReluMilpWorkspace, ReluNetwork};
+
+use rayon::prelude::*;
 
 use crate::env::ActionSpace;
 use crate::error::{Error, Result};
@@ -82,6 +86,41 @@ pub trait QFunction: Sync {
         Ok(())
     }
 
+    /// q(sᵢ, aᵢ) and ∇ₐq(sᵢ, aᵢ) for every row i: `states` is `rows × state_dim`,
+    /// `actions` and `gradients` are `rows × action_dim` (row-major), `values` has `rows`
+    /// entries. How [`BatchedLbfgs`] advances many searches at once. The default evaluates
+    /// one row at a time; networks override it with one forward and one backward pass.
+    fn values_and_action_gradients(
+        &self,
+        ws: &mut Self::Workspace,
+        states: &[f64],
+        actions: &[f64],
+        values: &mut [f64],
+        gradients: &mut [f64],
+    ) -> Result<()> {
+        let (n, m, rows) = (self.state_dim(), self.action_dim(), values.len());
+        if states.len() != rows * n || actions.len() != rows * m || gradients.len() != rows * m {
+            return Err(Error::invalid(
+                "values_and_action_gradients",
+                format!(
+                    "{} state, {} action and {} gradient values for {rows} rows of {n} + {m}",
+                    states.len(),
+                    actions.len(),
+                    gradients.len()
+                ),
+            ));
+        }
+        for (i, value) in values.iter_mut().enumerate() {
+            *value = self.value_and_action_gradient(
+                ws,
+                &states[i * n..(i + 1) * n],
+                &actions[i * m..(i + 1) * m],
+                &mut gradients[i * m..(i + 1) * m],
+            )?;
+        }
+        Ok(())
+    }
+
     /// If q(s, ·) is affine in the action, q(s, a) = c₀ + cᵀa: write c into `coefficients`
     /// and return `Some(c₀)`. `None` when q is not affine in the action (a MILP cannot state it).
     fn affine_in_action(
@@ -130,6 +169,69 @@ pub trait Maximizer: Sync {
         action: &mut [f64],
         rng: &mut Rng,
     ) -> Result<Maximum>;
+
+    /// `maximize` at every row of `states` (`rows × state_dim`): each maximizer into its
+    /// row of `actions` (`rows × dim`, read first as the rows' given actions, as
+    /// `maximize` reads its buffer) and q there into `values`; row i draws from
+    /// `streams(i)`. Returns the q evaluations. The default calls [`Maximizer::maximize`]
+    /// row by row over the rayon pool; a solver that gains from evaluating many states
+    /// together ([`BatchedLbfgs`]) overrides it.
+    fn maximize_many<Q: QFunction, S: Fn(usize) -> Rng + Sync>(
+        &self,
+        q: &Q,
+        states: &[f64],
+        actions: &mut [f64],
+        values: &mut [f64],
+        streams: S,
+    ) -> Result<usize> {
+        check_rows(self.name(), self.action_space(), q, states, actions, values)?;
+        let (n, m) = (q.state_dim(), self.action_space().dim());
+        values
+            .par_iter_mut()
+            .zip(actions.par_chunks_mut(m))
+            .enumerate()
+            .map_init(
+                || (q.workspace(), self.workspace()),
+                |(q_ws, ws), (i, (value, action))| -> Result<usize> {
+                    let state = &states[i * n..(i + 1) * n];
+                    let max = self.maximize(q, q_ws, ws, state, action, &mut streams(i))?;
+                    *value = max.value;
+                    Ok(max.evaluations)
+                },
+            )
+            .try_reduce(|| 0, |a, b| Ok(a + b))
+    }
+}
+
+/// Check the buffers of a [`Maximizer::maximize_many`] call: `values.len()` rows of
+/// states and actions, dimensions matching q and the action space.
+pub(crate) fn check_rows<Q: QFunction>(
+    solver: &str,
+    space: &ActionSpace,
+    q: &Q,
+    states: &[f64],
+    actions: &[f64],
+    values: &[f64],
+) -> Result<()> {
+    let (n, m, rows) = (q.state_dim(), space.dim(), values.len());
+    if q.action_dim() != m {
+        return Err(Error::invalid(
+            format!("{solver}: q"),
+            format!(
+                "takes actions of {} components, the action space has {m}",
+                q.action_dim()
+            ),
+        ));
+    }
+    for (field, got, width) in [("states", states.len(), n), ("actions", actions.len(), m)] {
+        if got != rows * width {
+            return Err(Error::invalid(
+                format!("{solver}: {field}"),
+                format!("{got} values, expected {rows} rows × {width}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Check the lengths of one `maximize` call against the q-function and the action space,

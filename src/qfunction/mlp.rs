@@ -221,6 +221,43 @@ impl QFunction for MlpQ {
         Ok(())
     }
 
+    /// Every row in one forward pass and one input-gradient pass (∂q/∂q = 1 per row).
+    fn values_and_action_gradients(
+        &self,
+        ws: &mut MlpQWorkspace,
+        states: &[f64],
+        actions: &[f64],
+        values: &mut [f64],
+        gradients: &mut [f64],
+    ) -> Result<()> {
+        let rows = values.len();
+        check_len("gradients", gradients.len(), rows, self.action_dim)?;
+        self.values_into(ws, states, actions, values)?;
+        let inputs = self.state_dim + self.action_dim;
+        // Grown once to the largest batch, then reused.
+        if ws.grad_output.len() < rows {
+            ws.grad_output.resize(rows, 1.0);
+        }
+        if ws.grad_input.len() < rows * inputs {
+            ws.grad_input.resize(rows * inputs, 0.0);
+        }
+        ws.grad_output[..rows].fill(1.0);
+        self.network.input_gradient(
+            &mut ws.network,
+            &ws.grad_output[..rows],
+            &mut ws.grad_input[..rows * inputs],
+        )?;
+        for (g, row) in gradients
+            .chunks_exact_mut(self.action_dim)
+            .zip(ws.grad_input.chunks_exact(inputs))
+        {
+            for (g, &d) in g.iter_mut().zip(&row[self.state_dim..]) {
+                *g = f64::from(d);
+            }
+        }
+        Ok(())
+    }
+
     fn value_and_action_gradient(
         &self,
         ws: &mut MlpQWorkspace,
@@ -241,10 +278,18 @@ impl QFunction for MlpQ {
         let value = self.forward_one(ws, state, action)?;
         ws.grad_output[0] = 1.0;
         let inputs = self.state_dim + self.action_dim;
-        ws.grad_input.resize(inputs, 0.0);
-        self.network
-            .input_gradient(&mut ws.network, &ws.grad_output, &mut ws.grad_input)?;
-        for (g, &d) in gradient.iter_mut().zip(&ws.grad_input[self.state_dim..]) {
+        if ws.grad_input.len() < inputs {
+            ws.grad_input.resize(inputs, 0.0);
+        }
+        self.network.input_gradient(
+            &mut ws.network,
+            &ws.grad_output[..1],
+            &mut ws.grad_input[..inputs],
+        )?;
+        for (g, &d) in gradient
+            .iter_mut()
+            .zip(&ws.grad_input[self.state_dim..inputs])
+        {
             *g = f64::from(d);
         }
         Ok(value)
