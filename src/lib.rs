@@ -8,7 +8,7 @@
 //! | the MDPs of every section: Pendulum-v1, MountainCarContinuous-v0 (Gymnasium-exact), LQR, integer Allocation and its sequential version with an exact value-iteration solution | [`env`](mod@env) |
 //! | ground truth: discrete Riccati solution, q*, v*, soft (entropy-regularized) LQR | [`env::lqr`] |
 //! | the function approximators q(s,a;θ), d(s;w): MLPs with input gradients, Adam, target copies | [`nn`] |
-//! | `maximize(q(s',·;θ))` of `fitted-q-iteration-explicit`: argmin (continuous), good_lp MILP (integer, q affine in the action), exact MILP of a ReLU-network q (box or integer), grid, enumeration, exact concave quadratic | [`maximize`] |
+//! | `maximize(q(s',·;θ))` of `fitted-q-iteration-explicit`: argmin (continuous), lockstep L-BFGS over a whole target computation (batched q evaluations), good_lp MILP (integer, q affine in the action), exact MILP of a ReLU-network q (box or integer), grid, enumeration, exact concave quadratic | [`maximize`] |
 //! | Embedded Optimization · `fitted-q-iteration-explicit`: FQI with parallel targets, the `fit` step (least squares, minibatch Adam), base points | [`algo::fqi`], [`algo::fit`], [`algo::transitions`] |
 //! | Amortized Optimization · `fitted-q-iteration-amortized`: 𝓑_opt solved exactly by a budget, the rest by d(s'; w); 𝒟_d with timestamps and a window of K iterations; δ_q, δ_d | [`algo::amortized_fqi`], [`algo::decision_rule`] (linear least squares, MLP by Adam regression) |
 //! | q(s,a;θ): linear in θ (quadratic features: LQR's q* exactly; action-affine: MILP-ready) or an MLP on [s, a] | [`qfunction`] |
