@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_peers import blas_info, cpu_info, own_kernel_env, pinned, record_per_cpu, run_line  # noqa: E402
+from bench_peers import blas_info, cpu_info, our_example, own_kernel_env, pinned, record_per_cpu, run_line  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_BURST_SECONDS = 0.02
@@ -104,11 +104,7 @@ def main() -> None:
     if args.peer_worker:
         peer_worker(json.loads(sys.stdin.read()), args.repeats)
         return
-    if args.ours is None:
-        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-        args.ours = target / "release" / "examples" / "gemm_shapes"
-    if not args.ours.exists():
-        raise SystemExit(f"bench_gemm: {args.ours} not found: cargo build --release --example gemm_shapes --features gemm-timing")
+    args.ours = our_example("gemm_shapes", args.ours, features="gemm-timing")
 
     env = own_kernel_env()
     started = time.time()

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_peers import cpu_info, pinned, record_per_cpu, run_line, thread_env  # noqa: E402
+from bench_peers import cpu_info, our_example, pinned, record_per_cpu, run_line, thread_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 HIDDEN = 256
@@ -159,11 +159,7 @@ def main() -> None:
         return
     if min(args.states, args.rounds, args.repeats) < 1:
         raise SystemExit("bench_maximize: --states, --rounds and --repeats must be at least 1")
-    if args.ours is None:
-        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-        args.ours = target / "release" / "examples" / "maximize_race"
-    if not args.ours.exists():
-        raise SystemExit(f"bench_maximize: {args.ours} not found: cargo build --release --example maximize_race")
+    args.ours = our_example("maximize_race", args.ours)
 
     started = time.time()
     cpu = cpu_info()

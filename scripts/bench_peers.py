@@ -304,6 +304,17 @@ def _number(text: str):
     return text
 
 
+def our_example(name: str, given: Path | None, features: str = "") -> Path:
+    """`given`, or our release example `name` under CARGO_TARGET_DIR (default target/);
+    exits with the command that builds it when it is missing."""
+    if given is None:
+        given = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "examples" / name
+    if not given.exists():
+        build = f"cargo build --release --example {name}" + (f" --features {features}" if features else "")
+        raise SystemExit(f"{Path(sys.argv[0]).stem}: {given} not found: {build}")
+    return given
+
+
 def own_kernel_env() -> dict[str, str]:
     """`thread_env(1)` without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which some machines
     set and which slow a current OpenBLAS: it then runs its own choice of kernel."""
@@ -454,11 +465,7 @@ def main() -> None:
             raise SystemExit(f"bench_peers: unknown algorithm {a!r} (sac, ddpg, td3)")
     if args.repeats < 1 or args.steps < 1:
         raise SystemExit("bench_peers: --repeats and --steps must be at least 1")
-    if args.ours is None:
-        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-        args.ours = target / "release" / "examples" / "peer_speed"
-    if not args.ours.exists():
-        raise SystemExit(f"bench_peers: {args.ours} not found: cargo build --release --example peer_speed")
+    args.ours = our_example("peer_speed", args.ours)
 
     started = time.time()
     cpu = cpu_info()
