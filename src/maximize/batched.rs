@@ -131,7 +131,8 @@ pub struct BatchStats {
 
 /// Scratch of [`BatchedLbfgs::maximize_batch`] for one thread: the searches, their
 /// memories and the gathered rows of a batched call, grown once to the largest batch.
-#[derive(Clone, Debug)]
+/// Empty by default: the first batch sizes it.
+#[derive(Clone, Debug, Default)]
 pub struct BatchedWorkspace {
     searches: Vec<Search>,
     /// Per search: `memory` pairs (s, y) of `dim` values each, and ρ = 1/(sᵀy).
@@ -478,9 +479,7 @@ impl BatchedLbfgs {
             search.phase = Phase::Done;
         }
         if search.phase != Phase::Done && accepted {
-            let g = &ws.g[span.clone()];
-            let largest = g.iter().fold(0.0f64, |a, &b| a.max(b.abs()));
-            if largest <= settings.gradient_tolerance {
+            if largest_magnitude(&ws.g[span.clone()]) <= settings.gradient_tolerance {
                 search.phase = Phase::Done;
             } else {
                 self.direction(ws, &mut search, p);
@@ -575,8 +574,7 @@ impl BatchedLbfgs {
         }
         search.slope = slope;
         search.step = if search.pairs == 0 {
-            let largest = g.iter().fold(0.0f64, |a, &b| a.max(b.abs()));
-            (1.0 / largest).min(1.0)
+            (1.0 / largest_magnitude(g)).min(1.0)
         } else {
             1.0
         };
@@ -584,28 +582,9 @@ impl BatchedLbfgs {
     }
 }
 
-impl Default for BatchedWorkspace {
-    /// Empty: the first batch sizes it.
-    fn default() -> Self {
-        BatchedWorkspace {
-            searches: Vec::new(),
-            s: Vec::new(),
-            y: Vec::new(),
-            rho: Vec::new(),
-            u: Vec::new(),
-            g: Vec::new(),
-            d: Vec::new(),
-            trial: Vec::new(),
-            best: Vec::new(),
-            rows: Vec::new(),
-            states: Vec::new(),
-            actions: Vec::new(),
-            values: Vec::new(),
-            gradients: Vec::new(),
-            alpha: Vec::new(),
-            starts: Vec::new(),
-        }
-    }
+/// max |vᵢ| (0 for an empty slice; NaN components are skipped).
+fn largest_magnitude(v: &[f64]) -> f64 {
+    v.iter().fold(0.0f64, |a, &b| a.max(b.abs()))
 }
 
 impl BatchedWorkspace {

@@ -213,16 +213,8 @@ pub(crate) fn check_rows<Q: QFunction>(
     actions: &[f64],
     values: &[f64],
 ) -> Result<()> {
+    check_q_actions(solver, space, q)?;
     let (n, m, rows) = (q.state_dim(), space.dim(), values.len());
-    if q.action_dim() != m {
-        return Err(Error::invalid(
-            format!("{solver}: q"),
-            format!(
-                "takes actions of {} components, the action space has {m}",
-                q.action_dim()
-            ),
-        ));
-    }
     for (field, got, width) in [("states", states.len(), n), ("actions", actions.len(), m)] {
         if got != rows * width {
             return Err(Error::invalid(
@@ -243,16 +235,8 @@ pub(crate) fn check_call<Q: QFunction>(
     state: &[f64],
     action: &[f64],
 ) -> Result<()> {
+    check_q_actions(solver, space, q)?;
     let dim = space.dim();
-    if q.action_dim() != dim {
-        return Err(Error::invalid(
-            format!("{solver}: q"),
-            format!(
-                "takes actions of {} components, the action space has {dim}",
-                q.action_dim()
-            ),
-        ));
-    }
     if action.len() != dim {
         return Err(Error::invalid(
             format!("{solver}: action"),
@@ -266,6 +250,21 @@ pub(crate) fn check_call<Q: QFunction>(
         return Err(Error::invalid(
             format!("{solver}: state"),
             format!("has {} components, q takes {}", state.len(), q.state_dim()),
+        ));
+    }
+    Ok(())
+}
+
+/// q takes actions of the action space's dimension.
+fn check_q_actions<Q: QFunction>(solver: &str, space: &ActionSpace, q: &Q) -> Result<()> {
+    let dim = space.dim();
+    if q.action_dim() != dim {
+        return Err(Error::invalid(
+            format!("{solver}: q"),
+            format!(
+                "takes actions of {} components, the action space has {dim}",
+                q.action_dim()
+            ),
         ));
     }
     Ok(())
