@@ -83,10 +83,12 @@ register_wrapper := "import json, sys; from jupyter_client.kernelspec import Ker
 # configuration that builds the library optimized for the notebooks (the workspace excludes them).
 evcxr_build := evcxr_config / "build"
 
-# Also writes the evcxr configuration: init.evcxr turns on the compilation cache and compiles
-# cells unoptimized (they are small; the library does the work); .cargo/config.toml above the
-# build directories compiles every dependency, the library included, at opt-level 2 without
-# debug assertions.
+# Also writes the evcxr configuration: init.evcxr turns on the compilation cache, compiles
+# cells unoptimized (they are small; the library does the work) and runs cargo offline (no
+# index lookup per `:dep`: about 2 s off a notebook's first cell), after
+# scripts/fetch_notebook_deps.py has downloaded every crate the notebooks' `:dep` lines need;
+# .cargo/config.toml above the build directories compiles every dependency, the library
+# included, at opt-level 2 without debug assertions.
 # Install the Rust Jupyter kernel (evcxr_jupyter, pinned) and Jupyter in a local venv; register the kernel.
 kernel:
     cargo install --list | grep -qx "evcxr_jupyter v{{evcxr_version}}:" || cargo install evcxr_jupyter --version {{evcxr_version}} --locked
@@ -95,7 +97,8 @@ kernel:
     PATH="$PWD/{{venv_jupyter}}/bin:$PATH" evcxr_jupyter --install
     {{venv_jupyter}}/bin/python -c "{{register_wrapper}}" "$PWD/scripts/evcxr_kernel.sh" "$(command -v evcxr_jupyter)"
     mkdir -p "{{evcxr_config}}" "{{evcxr_build}}/.cargo"
-    printf ':cache 4000\n:opt 0\n' > "{{evcxr_config}}/init.evcxr"
+    {{venv_jupyter}}/bin/python scripts/fetch_notebook_deps.py
+    printf ':cache 4000\n:opt 0\n:offline 1\n' > "{{evcxr_config}}/init.evcxr"
     printf '[profile.dev.package."*"]\nopt-level = 2\ndebug-assertions = false\noverflow-checks = false\n' > "{{evcxr_build}}/.cargo/config.toml"
 
 # Open the notebooks in Jupyter Lab with the Rust kernel.

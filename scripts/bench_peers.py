@@ -428,7 +428,7 @@ def record_per_cpu(path: Path, entry: dict) -> None:
             old = json.loads(path.read_text())
         except json.JSONDecodeError as error:
             raise SystemExit(f"bench: {path} is not valid JSON ({error}); move it away first")
-        runs = old["runs"] if isinstance(old, dict) and "runs" in old else [old]
+        runs = old["runs"] if isinstance(old, dict) and isinstance(old.get("runs"), list) else [old]
     runs = [r for r in runs if cpu_key(r) != cpu_key(entry)] + [entry]
     path.write_text(json.dumps({"runs": runs}, indent=2, ensure_ascii=False) + "\n")
 
