@@ -5,8 +5,8 @@
 
 The kernel's init.evcxr sets `:offline 1`: without it, each `:dep` line makes evcxr resolve
 the dependency graph against the crates.io index over the network (a `cargo metadata` per
-`:dep`, then one more per build), which cost the first cell of a notebook about 2 s of its
-8-9 s here. Offline, cargo resolves from the local registry cache, which must then hold
+`:dep` line, on a throwaway manifest without a lockfile), which cost the first cell of a
+notebook about 2 s of its 8-9 s here. Offline, cargo resolves from the local registry cache, which must then hold
 every crate: this script collects the `:dep` lines of notebooks/*.ipynb into a throwaway
 crate and runs `cargo fetch` on it (online, once; a no-op when everything is there).
 """
