@@ -15,7 +15,7 @@ use policy_param::maximize::{
     QFunction,
 };
 use policy_param::nn::{Activation, Mlp, MlpConfig};
-use policy_param::qfunction::MlpQ;
+use policy_param::qfunction::{InputScaling, MlpQ};
 use policy_param::rng::{Rng, RunSeed};
 use policy_param::{Error, Result};
 use rand::Rng as _;
@@ -829,6 +829,88 @@ fn mlp_q_action_gradient_matches_finite_differences() {
             );
         }
     }
+}
+
+#[test]
+fn mlp_q_with_input_scaling_is_the_scaled_network_and_its_gradient_has_the_chain_rule() {
+    // q(s, a) = net(((s, a) − c) · k): its value from an f64 twin fed the scaled inputs,
+    // its action gradient from central differences of that twin in the raw action.
+    let config = MlpConfig::new(&[2 + 2, 16, 16, 1]).hidden(Activation::Tanh);
+    let (lower, upper) = ([0.0, -3.0, 0.0, 10.0], [8.0, 5.0, 4.0, 12.0]);
+    let scaling = InputScaling::from_bounds(&lower, &upper).unwrap();
+    let q = MlpQ::from_config(&config, 2, &mut RunSeed(14).stream("critic"))
+        .unwrap()
+        .with_input_scaling(scaling.clone())
+        .unwrap();
+    let twin = Mlp::<f64>::from_params(
+        &[4, 16, 16, 1],
+        Activation::Tanh,
+        Activation::Identity,
+        q.network().params().iter().map(|&p| f64::from(p)).collect(),
+    )
+    .unwrap();
+    let twin_q = |s: &[f64], a: &[f64]| -> f64 {
+        let input: Vec<f64> = s
+            .iter()
+            .chain(a)
+            .enumerate()
+            .map(|(k, &x)| (x - scaling.shift()[k]) * scaling.scale()[k])
+            .collect();
+        twin.forward(&input, &mut twin.workspace(1)).unwrap()[0]
+    };
+    let mut ws = q.workspace_for_batch(20);
+    let mut rng = RunSeed(14).stream("points");
+    let (mut states, mut actions) = (Vec::new(), Vec::new());
+    let mut gradient = [0.0; 2];
+    for _ in 0..20 {
+        let s: Vec<f64> = (0..2).map(|k| rng.gen_range(lower[k]..upper[k])).collect();
+        let a: Vec<f64> = (2..4).map(|k| rng.gen_range(lower[k]..upper[k])).collect();
+        let value = q
+            .value_and_action_gradient(&mut ws, &s, &a, &mut gradient)
+            .unwrap();
+        assert!((value - twin_q(&s, &a)).abs() <= 1e-5 * (1.0 + value.abs()));
+        for i in 0..2 {
+            let h = 1e-5;
+            let (mut plus, mut minus) = (a.clone(), a.clone());
+            plus[i] += h;
+            minus[i] -= h;
+            let fd = (twin_q(&s, &plus) - twin_q(&s, &minus)) / (2.0 * h);
+            assert!(
+                (gradient[i] - fd).abs() <= 1e-3 * (1.0 + fd.abs()),
+                "component {i}: backprop {} vs finite difference {fd}",
+                gradient[i]
+            );
+        }
+        states.extend(s);
+        actions.extend(a);
+    }
+    // The batched path applies the same map (up to the products' f32 rounding).
+    let (mut values, mut gradients) = (vec![0.0; 20], vec![0.0; 40]);
+    q.values_and_action_gradients(&mut ws, &states, &actions, &mut values, &mut gradients)
+        .unwrap();
+    let mut one_ws = q.workspace();
+    let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * (1.0 + y.abs());
+    for i in 0..20 {
+        let (s, a) = (&states[2 * i..2 * i + 2], &actions[2 * i..2 * i + 2]);
+        let value = q
+            .value_and_action_gradient(&mut one_ws, s, a, &mut gradient)
+            .unwrap();
+        assert!(close(values[i], value), "row {i}: {} vs {value}", values[i]);
+        for k in 0..2 {
+            assert!(
+                close(gradients[2 * i + k], gradient[k]),
+                "row {i} component {k}"
+            );
+        }
+    }
+}
+
+#[test]
+fn mlp_q_refuses_an_input_scaling_of_another_width() {
+    let q = random_mlp_q(2, Activation::Relu, 15);
+    let scaling = InputScaling::from_bounds(&[0.0; 2], &[1.0; 2]).unwrap();
+    let err = q.with_input_scaling(scaling).unwrap_err().to_string();
+    assert!(err.contains("input_scaling"), "{err}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use policy_param::env::allocation::{for_each_feasible, Allocation};
 use policy_param::env::{ActionSpace, IntegerSpace};
 use policy_param::maximize::{Maximizer, MilpBackend, QFunction, ReluMilpMaximizer};
 use policy_param::nn::{Activation, MlpConfig};
-use policy_param::qfunction::MlpQ;
+use policy_param::qfunction::{InputScaling, MlpQ};
 use policy_param::rng::RunSeed;
 use policy_param::Error;
 use rand::Rng as _;
@@ -49,8 +49,30 @@ fn relu_milp_by_highs_equals_enumeration_on_300_integer_states() {
     equals_enumeration(MilpBackend::Highs, 300);
 }
 
+/// q behind an input scaling (demands in [0, 8], shipments in their bounds, onto
+/// [−1, 1]): the program states the map in its first layer.
+#[test]
+fn relu_milp_with_input_scaling_equals_enumeration_on_300_integer_states() {
+    equals_enumeration_of(MilpBackend::Microlp, 300, true);
+}
+
 fn equals_enumeration(backend: MilpBackend, states: u64) {
+    equals_enumeration_of(backend, states, false);
+}
+
+fn equals_enumeration_of(backend: MilpBackend, states: u64, scaled: bool) {
     let space = Allocation::small().unwrap().model().integer_space().clone();
+    let scaling = {
+        let lower: Vec<f64> = [0.0; 3]
+            .into_iter()
+            .chain(space.lower.iter().map(|&l| l as f64))
+            .collect();
+        let upper: Vec<f64> = [8.0; 3]
+            .into_iter()
+            .chain(space.upper.iter().map(|&u| u as f64))
+            .collect();
+        InputScaling::from_bounds(&lower, &upper).unwrap()
+    };
     let milp = ReluMilpMaximizer::new(ActionSpace::Integer(space.clone()))
         .unwrap()
         .with_backend(backend);
@@ -68,6 +90,11 @@ fn equals_enumeration(backend: MilpBackend, states: u64) {
             _ => &[3 + 6, 6, 6, 6, 1],
         };
         let q = relu_q(sizes, 3, k / 100);
+        let q = if scaled {
+            q.with_input_scaling(scaling.clone()).unwrap()
+        } else {
+            q
+        };
         let mut q_ws = q.workspace();
         let state: Vec<f64> = (0..3).map(|_| rng.gen_range(0.0..8.0)).collect();
         let (best, best_action, second) = brute_force(&q, &space, &state);
@@ -123,6 +150,18 @@ fn grid_max(q: &MlpQ, state: &[f64], low: &[f64], high: &[f64], points: usize) -
 }
 
 fn box_case(sizes: &[usize], low: &[f64], high: &[f64], points: usize, states: u64) {
+    box_case_of(sizes, low, high, points, states, false);
+}
+
+/// With `scaled`, q maps states from [−2, 2] and actions from their box onto [−1, 1].
+fn box_case_of(
+    sizes: &[usize],
+    low: &[f64],
+    high: &[f64],
+    points: usize,
+    states: u64,
+    scaled: bool,
+) {
     let space = ActionSpace::Box {
         low: low.to_vec(),
         high: high.to_vec(),
@@ -134,6 +173,18 @@ fn box_case(sizes: &[usize], low: &[f64], high: &[f64], points: usize, states: u
     let mut rng = RunSeed(7).stream("states");
     for k in 0..states {
         let q = relu_q(sizes, state_dim, 100 + k / 10);
+        let q = if scaled {
+            let lower: Vec<f64> = std::iter::repeat_n(-2.0, state_dim)
+                .chain(low.iter().copied())
+                .collect();
+            let upper: Vec<f64> = std::iter::repeat_n(2.0, state_dim)
+                .chain(high.iter().copied())
+                .collect();
+            let scaling = InputScaling::from_bounds(&lower, &upper).unwrap();
+            q.with_input_scaling(scaling).unwrap()
+        } else {
+            q
+        };
         let mut q_ws = q.workspace();
         let state: Vec<f64> = (0..state_dim).map(|_| rng.gen_range(-2.0..2.0)).collect();
         let found = milp
@@ -170,6 +221,18 @@ fn relu_milp_is_at_least_a_dense_grid_on_a_1d_box() {
 #[test]
 fn relu_milp_is_at_least_a_dense_grid_on_a_2d_box() {
     box_case(&[2 + 2, 12, 12, 1], &[-1.0, -2.0], &[1.0, 0.5], 801, 30);
+}
+
+#[test]
+fn relu_milp_with_input_scaling_is_at_least_a_dense_grid_on_a_2d_box() {
+    box_case_of(
+        &[2 + 2, 12, 12, 1],
+        &[-1.0, -2.0],
+        &[1.0, 0.5],
+        801,
+        30,
+        true,
+    );
 }
 
 #[test]

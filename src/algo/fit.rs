@@ -209,12 +209,13 @@ impl AdamFit {
         &self.settings
     }
 
-    /// Copy 𝒟 into f32 rows `[s, a]` and targets.
-    fn load(&mut self, data: &Transitions, targets: &[f64]) {
+    /// Copy 𝒟 into q's f32 input rows (`[s, a]`, scaled as q scales them) and targets.
+    fn load<Q: NetworkQ>(&mut self, q: &Q, data: &Transitions, targets: &[f64]) {
+        let width = data.state_dim() + data.action_dim();
         self.inputs.clear();
-        for i in 0..data.len() {
-            let row = data.state(i).iter().chain(data.action(i));
-            self.inputs.extend(row.map(|&x| x as f32));
+        self.inputs.resize(data.len() * width, 0.0);
+        for (i, row) in self.inputs.chunks_exact_mut(width).enumerate() {
+            q.encode_input(data.state(i), data.action(i), row);
         }
         self.outputs.clear();
         self.outputs.extend(targets.iter().map(|&y| y as f32));
@@ -231,16 +232,24 @@ impl<Q: NetworkQ> Fit<Q> for AdamFit {
     ) -> Result<f64> {
         check_targets(data, targets)?;
         let width = data.state_dim() + data.action_dim();
-        let network = q.network_mut();
-        if network.input_dim() != width || network.output_dim() != 1 {
+        let network = q.network();
+        if network.input_dim() != width
+            || network.output_dim() != 1
+            || q.state_dim() != data.state_dim()
+        {
             return Err(Error::invalid(
                 "network",
                 format!(
-                    "sizes {:?}: a q-network on [s, a] needs {width} inputs and 1 output",
-                    network.sizes()
+                    "sizes {:?} with {} state inputs: a q-network on [s, a] needs {width} \
+                     inputs, {} of them the state, and 1 output",
+                    network.sizes(),
+                    q.state_dim(),
+                    data.state_dim()
                 ),
             ));
         }
+        self.load(q, data, targets);
+        let network = q.network_mut();
         let n = data.len();
         let batch = self.settings.batch_size.min(n);
         if self.adam.is_none() {
@@ -248,7 +257,6 @@ impl<Q: NetworkQ> Fit<Q> for AdamFit {
             self.workspace = Some(network.workspace(batch));
             self.grads = network.zero_grads();
         }
-        self.load(data, targets);
         let (Some(adam), Some(ws)) = (self.adam.as_mut(), self.workspace.as_mut()) else {
             unreachable!("created above");
         };
@@ -375,5 +383,50 @@ mod tests {
         );
         let adam = AdamConfig::with_lr(-1.0);
         assert_eq!(bad(AdamFitSettings { adam, ..ok }), "adam.lr");
+    }
+
+    /// The fit trains on the rows q itself evaluates: with an input scaling, the loss it
+    /// reports is q's own mean squared error on 𝒟, and it fits a target that raw inputs
+    /// in [0, 100] would make hard.
+    #[test]
+    fn adam_fit_trains_on_the_scaled_rows_q_evaluates() {
+        use crate::nn::{Mlp, MlpConfig};
+        use crate::qfunction::{InputScaling, MlpQ};
+        let mut data = Transitions::new(1, 1);
+        let mut targets = Vec::new();
+        for i in 0..400 {
+            let (s, a) = (f64::from(i % 20) * 5.0, f64::from(i / 20) * 5.0);
+            data.push(&[s], &[a], 0.0, &[s], false).unwrap();
+            targets.push((s / 30.0).sin() + (a / 40.0).cos());
+        }
+        let mut rng = RunSeed(3).stream("fit");
+        let network = Mlp::new(&MlpConfig::new(&[2, 32, 1]), &mut rng).unwrap();
+        let scaling = InputScaling::from_bounds(&[0.0, 0.0], &[100.0, 100.0]).unwrap();
+        let mut q = MlpQ::new(network, 1)
+            .unwrap()
+            .with_input_scaling(scaling)
+            .unwrap();
+        let mut fit = AdamFit::new(AdamFitSettings {
+            epochs: 300,
+            batch_size: 50,
+            adam: AdamConfig::with_lr(3e-3),
+        })
+        .unwrap();
+        let loss = fit.fit(&mut q, &data, &targets, &mut rng).unwrap();
+        let mut ws = q.workspace_for_batch(data.len());
+        let mut values = vec![0.0; data.len()];
+        let (states, actions): (Vec<f64>, Vec<f64>) = (0..data.len())
+            .map(|i| (data.state(i)[0], data.action(i)[0]))
+            .unzip();
+        q.values_into(&mut ws, &states, &actions, &mut values)
+            .unwrap();
+        let mse = values
+            .iter()
+            .zip(&targets)
+            .map(|(v, y)| (v - y) * (v - y))
+            .sum::<f64>()
+            / data.len() as f64;
+        assert!((loss - mse).abs() <= 1e-5 * (1.0 + mse), "{loss} vs {mse}");
+        assert!(mse < 1e-3, "{mse}");
     }
 }

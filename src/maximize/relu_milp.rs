@@ -37,6 +37,7 @@ use crate::env::allocation::check_integer_space;
 use crate::env::ActionSpace;
 use crate::error::{Error, Result};
 use crate::nn::{Activation, Mlp};
+use crate::qfunction::InputScaling;
 use crate::rng::Rng;
 
 const NAME: &str = "relu_milp";
@@ -51,6 +52,8 @@ pub struct ReluNetwork<'a> {
     pub network: &'a Mlp<f32>,
     /// The first `state_dim` inputs are the state, the rest the action.
     pub state_dim: usize,
+    /// The map q applies to the raw [s, a] before the network, if any.
+    pub input_scaling: Option<&'a InputScaling>,
 }
 
 impl<'a> ReluNetwork<'a> {
@@ -63,7 +66,19 @@ impl<'a> ReluNetwork<'a> {
             && network.output_activation() == Activation::Identity
             && network.output_dim() == 1
             && network.input_dim() > state_dim)
-            .then_some(ReluNetwork { network, state_dim })
+            .then_some(ReluNetwork {
+                network,
+                state_dim,
+                input_scaling: None,
+            })
+    }
+
+    /// The same network behind `scaling` (None: raw inputs).
+    pub fn with_input_scaling(self, scaling: Option<&'a InputScaling>) -> Self {
+        ReluNetwork {
+            input_scaling: scaling,
+            ..self
+        }
     }
 }
 
@@ -214,12 +229,19 @@ impl Maximizer for ReluMilpMaximizer {
             ));
         };
         let network = relu.network;
-        if relu.state_dim != state.len() || network.input_dim() != state.len() + action.len() {
+        if relu.state_dim != state.len()
+            || network.input_dim() != state.len() + action.len()
+            || relu
+                .input_scaling
+                .is_some_and(|scaling| scaling.len() != network.input_dim())
+        {
             return Err(Error::invalid(
                 "relu_milp: q",
                 format!(
-                    "network inputs {} do not take {} state and {} action components",
+                    "network inputs {} (input scaling: {:?} components) do not take {} state \
+                     and {} action components",
                     network.input_dim(),
+                    relu.input_scaling.map(InputScaling::len),
                     state.len(),
                     action.len()
                 ),
@@ -234,13 +256,13 @@ impl Maximizer for ReluMilpMaximizer {
         // microlp's LU factorization now and then reports a singular basis on a sound
         // program; the same program with other big-M constants is another pivot sequence.
         ws.retries = 0;
-        let mut result = self.solve(network, state, action.len(), BOUND_SLACK, ws);
+        let mut result = self.solve(relu, state, action.len(), BOUND_SLACK, ws);
         for retry in 1..=2u8 {
             match &result {
                 Err(ResolutionError::Str(message)) if message.contains("Singular") => {
                     ws.retries = retry.into();
                     let slack = BOUND_SLACK * 1e3f64.powi(retry.into());
-                    result = self.solve(network, state, action.len(), slack, ws);
+                    result = self.solve(relu, state, action.len(), slack, ws);
                 }
                 _ => break,
             }
@@ -279,44 +301,67 @@ impl ReluMilpMaximizer {
         })
     }
 
-    /// State the program of `network` at `state` with big-M bounds widened by `slack`
+    /// State the program of `relu` at `state` with big-M bounds widened by `slack`
     /// (relative) and solve it: the action it finds.
     fn solve(
         &self,
-        network: &Mlp<f32>,
+        relu: ReluNetwork<'_>,
         state: &[f64],
         dim: usize,
         slack: f64,
         ws: &mut ReluMilpWorkspace,
     ) -> Result<Vec<f64>, ResolutionError> {
+        let network = relu.network;
         let mut program = self
             .program(dim)
             .map_err(|e| ResolutionError::Str(e.to_string()))?;
         ws.binaries = 0;
         ws.hidden_units = 0;
-        // The inputs of layer 0 past the state are the action variables, in their bounds,
-        // and each is its own symbolic bound.
-        let mut inputs: Vec<Option<Expression>> =
-            program.action.iter().map(|&v| Some(v.into())).collect();
-        ws.input_lower.clone_from(&self.low);
-        ws.input_upper.clone_from(&self.high);
+        // The inputs of layer 0 past the state are the action variables as the network
+        // sees them, sₖ(aₖ − cₖ) under an input scaling (sₖ = 1, cₖ = 0 without), in
+        // their bounds; each is its own symbolic bound (row: sₖ at k, constant −sₖcₖ).
+        let n = relu.state_dim;
+        let shift_scale = |k: usize| -> (f64, f64) {
+            relu.input_scaling.map_or((0.0, 1.0), |scaling| {
+                (scaling.shift()[k], scaling.scale()[k])
+            })
+        };
+        let mut inputs = Vec::with_capacity(dim);
+        ws.input_lower.clear();
+        ws.input_upper.clear();
         ws.input_symbolic_lower.clear();
         ws.input_symbolic_lower.resize(dim * (dim + 1), 0.0);
-        for k in 0..dim {
-            ws.input_symbolic_lower[k * (dim + 1) + k] = 1.0;
+        for (k, &variable) in program.action.iter().enumerate() {
+            let (c, s) = shift_scale(n + k);
+            let mut expression = Expression::from(-s * c);
+            expression.add_mul(s, variable);
+            inputs.push(Some(expression));
+            ws.input_lower.push(s * (self.low[k] - c));
+            ws.input_upper.push(s * (self.high[k] - c));
+            ws.input_symbolic_lower[k * (dim + 1) + k] = s;
+            ws.input_symbolic_lower[k * (dim + 1) + dim] = -s * c;
         }
         ws.input_symbolic_upper.clone_from(&ws.input_symbolic_lower);
+        // The state as the network sees it (one small vector beside the program's own).
+        let state: Vec<f64> = state
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                let (c, s) = shift_scale(i);
+                (x - c) * s
+            })
+            .collect();
         let box_ = ActionBox {
             low: &self.low,
             high: &self.high,
         };
         let layers = network.sizes().len() - 1;
         for layer in 0..layers - 1 {
-            let z = pre_activations(network, layer, state, &inputs, box_, ws);
+            let z = pre_activations(network, layer, &state, &inputs, box_, ws);
             inputs = relu_units(&mut program, z, layer, dim, slack, ws)?;
         }
         // Step "maximize": q is the output unit, affine in the last hidden layer.
-        let z = pre_activations(network, layers - 1, state, &inputs, box_, ws);
+        let z = pre_activations(network, layers - 1, &state, &inputs, box_, ws);
         let objective = z.into_iter().next().expect("q has one output");
         let problem = program.variables.maximise(objective);
         let read =

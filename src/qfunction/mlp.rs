@@ -4,9 +4,11 @@
 //! actions are converted at the boundary into buffers of the workspace, so an
 //! evaluation allocates nothing. ∇ₐq is the action columns of the network's input
 //! gradient. [`MlpQ::values_into`] evaluates many (s, a) rows in one forward pass, for
-//! FQI's regression targets and its convergence measure δ.
+//! FQI's regression targets and its convergence measure δ. An optional [`InputScaling`]
+//! maps the raw [s, a] into the network's input range first.
 
 use super::super::maximize::{QFunction, ReluNetwork};
+use super::input_scaling::InputScaling;
 use crate::error::{Error, Result};
 use crate::nn::{Mlp, MlpConfig, Workspace};
 use crate::rng::Rng;
@@ -18,6 +20,8 @@ pub struct MlpQ {
     network: Mlp<f32>,
     state_dim: usize,
     action_dim: usize,
+    /// Applied to [s, a] before the network; None: the raw values.
+    scaling: Option<InputScaling>,
 }
 
 /// Per-thread buffers of an [`MlpQ`]: the network's workspace, the f32 input rows, and
@@ -51,7 +55,66 @@ impl MlpQ {
             state_dim,
             action_dim: inputs - state_dim,
             network,
+            scaling: None,
         })
+    }
+
+    /// The same critic with `scaling` applied to [s, a] before the network, so that q
+    /// stays a function of the raw state and action. One pair of bounds per input.
+    pub fn with_input_scaling(mut self, scaling: InputScaling) -> Result<Self> {
+        let inputs = self.state_dim + self.action_dim;
+        if scaling.len() != inputs {
+            return Err(Error::invalid(
+                "mlp_q.input_scaling",
+                format!(
+                    "has {} components, the network {inputs} inputs",
+                    scaling.len()
+                ),
+            ));
+        }
+        self.scaling = Some(scaling);
+        Ok(self)
+    }
+
+    pub fn input_scaling(&self) -> Option<&InputScaling> {
+        self.scaling.as_ref()
+    }
+
+    /// The network's input row for (s, a): scaled, or converted as is.
+    fn encode(&self, state: &[f64], action: &[f64], row: &mut [f32]) {
+        let (s, a) = row.split_at_mut(self.state_dim);
+        match &self.scaling {
+            Some(scaling) => {
+                scaling.apply(0, state, s);
+                scaling.apply(self.state_dim, action, a);
+            }
+            None => {
+                convert(state, s);
+                convert(action, a);
+            }
+        }
+    }
+
+    /// ∂q/∂a from the network's input gradient row: the action columns, times the
+    /// scaling's factor (chain rule).
+    fn action_gradient(&self, grad_input_row: &[f32], gradient: &mut [f64]) {
+        let columns = &grad_input_row[self.state_dim..];
+        match &self.scaling {
+            Some(scaling) => {
+                for ((g, &d), &s) in gradient
+                    .iter_mut()
+                    .zip(columns)
+                    .zip(&scaling.scale()[self.state_dim..])
+                {
+                    *g = f64::from(d) * s;
+                }
+            }
+            None => {
+                for (g, &d) in gradient.iter_mut().zip(columns) {
+                    *g = f64::from(d);
+                }
+            }
+        }
     }
 
     /// A freshly initialized critic with the architecture of `config`
@@ -106,9 +169,11 @@ impl MlpQ {
         }
         let input = &mut ws.input[..rows * inputs];
         for (i, row) in input.chunks_exact_mut(inputs).enumerate() {
-            let (s, a) = row.split_at_mut(self.state_dim);
-            convert(&states[i * self.state_dim..(i + 1) * self.state_dim], s);
-            convert(&actions[i * self.action_dim..(i + 1) * self.action_dim], a);
+            self.encode(
+                &states[i * self.state_dim..(i + 1) * self.state_dim],
+                &actions[i * self.action_dim..(i + 1) * self.action_dim],
+                row,
+            );
         }
         let output = self.network.forward(input, &mut ws.network)?;
         for (o, &y) in out.iter_mut().zip(output) {
@@ -126,9 +191,7 @@ impl MlpQ {
         if ws.input.len() < inputs {
             ws.input.resize(inputs, 0.0);
         }
-        let (s, a) = ws.input[..inputs].split_at_mut(self.state_dim);
-        convert(state, s);
-        convert(action, a);
+        self.encode(state, action, &mut ws.input[..inputs]);
         let output = self.network.forward(&ws.input[..inputs], &mut ws.network)?;
         Ok(f64::from(output[0]))
     }
@@ -182,6 +245,7 @@ impl QFunction for MlpQ {
     /// Some when the hidden layers are ReLU and the output linear.
     fn relu_network(&self) -> Option<ReluNetwork<'_>> {
         ReluNetwork::new(&self.network, self.state_dim)
+            .map(|relu| relu.with_input_scaling(self.scaling.as_ref()))
     }
 
     fn workspace(&self) -> MlpQWorkspace {
@@ -210,9 +274,11 @@ impl QFunction for MlpQ {
         }
         let input = &mut ws.input[..rows * inputs];
         for (i, row) in input.chunks_exact_mut(inputs).enumerate() {
-            let (s, a) = row.split_at_mut(self.state_dim);
-            convert(state, s);
-            convert(&actions[i * self.action_dim..(i + 1) * self.action_dim], a);
+            self.encode(
+                state,
+                &actions[i * self.action_dim..(i + 1) * self.action_dim],
+                row,
+            );
         }
         let output = self.network.forward(input, &mut ws.network)?;
         for (v, &y) in values.iter_mut().zip(output) {
@@ -251,9 +317,7 @@ impl QFunction for MlpQ {
             .chunks_exact_mut(self.action_dim)
             .zip(ws.grad_input.chunks_exact(inputs))
         {
-            for (g, &d) in g.iter_mut().zip(&row[self.state_dim..]) {
-                *g = f64::from(d);
-            }
+            self.action_gradient(row, g);
         }
         Ok(())
     }
@@ -286,12 +350,7 @@ impl QFunction for MlpQ {
             &ws.grad_output[..1],
             &mut ws.grad_input[..inputs],
         )?;
-        for (g, &d) in gradient
-            .iter_mut()
-            .zip(&ws.grad_input[self.state_dim..inputs])
-        {
-            *g = f64::from(d);
-        }
+        self.action_gradient(&ws.grad_input[..inputs], gradient);
         Ok(value)
     }
 }
@@ -304,5 +363,9 @@ impl super::NetworkQ for MlpQ {
 
     fn network_mut(&mut self) -> &mut Mlp<f32> {
         &mut self.network
+    }
+
+    fn encode_input(&self, state: &[f64], action: &[f64], row: &mut [f32]) {
+        self.encode(state, action, row);
     }
 }

@@ -5,12 +5,15 @@
 //!   quadratic features, and features affine in the action (so a MILP can maximize them).
 //! * [`MlpQ`]: a network on the concatenated input [s, a] with one output, whose action
 //!   gradient comes from backpropagation to the inputs; it is nonconcave in the action,
-//!   so it is maximized by the multi-start gradient search or by enumeration.
+//!   so it is maximized by the multi-start gradient search or by enumeration. An optional
+//!   [`InputScaling`] maps [s, a] from known bounds onto [−1, 1] before the network.
 
 pub mod features;
+mod input_scaling;
 pub mod linear;
 mod mlp;
 
+pub use input_scaling::InputScaling;
 pub use mlp::{MlpQ, MlpQWorkspace};
 
 use crate::maximize::QFunction;
@@ -21,4 +24,7 @@ use crate::nn::Mlp;
 pub trait NetworkQ: QFunction {
     fn network(&self) -> &Mlp<f32>;
     fn network_mut(&mut self) -> &mut Mlp<f32>;
+    /// The network's input row for (s, a) (`row` has state_dim + action_dim entries):
+    /// what the fit trains on, the same map q applies when it is evaluated.
+    fn encode_input(&self, state: &[f64], action: &[f64], row: &mut [f32]);
 }

@@ -10,6 +10,7 @@
 //!   by ridge least squares; `maximizer = "milp"` (good_lp) or `"enumerate"`.
 //! - `q = "mlp"`: a ReLU network on `[s, x]` with one hidden layer of `width` units,
 //!   fitted by minibatch Adam; `maximizer = "relu_milp"` (exact big-M MILP) or `"enumerate"`.
+//!   `scale_inputs = true` maps each input from its range onto [−1, 1] first.
 //!
 //! On `instance = "small"` (9 801 states, 102 actions) the greedy policy of the last q,
 //! computed by the run's own maximizer at every state, is evaluated exactly:
@@ -38,7 +39,7 @@ use policy_param::maximize::{
 use policy_param::nn::{AdamConfig, Mlp, MlpConfig};
 use policy_param::qfunction::features::ActionAffineFeatures;
 use policy_param::qfunction::linear::LinearQ;
-use policy_param::qfunction::MlpQ;
+use policy_param::qfunction::{InputScaling, MlpQ};
 use policy_param::rng::RunSeed;
 
 use super::{at_least, discount, non_negative, positive};
@@ -105,6 +106,10 @@ pub struct Config {
     pub batch_size: usize,
     /// Adam's learning rate (> 0). Default 3e-3.
     pub lr: f64,
+    /// Map every input of the mlp q (each demand, capacity and shipment) from its range
+    /// onto [−1, 1] before the network (`InputScaling`). Default false: raw inputs.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub scale_inputs: bool,
 }
 
 impl Default for Config {
@@ -121,6 +126,7 @@ impl Default for Config {
             epochs: 20,
             batch_size: 64,
             lr: 3e-3,
+            scale_inputs: false,
         }
     }
 }
@@ -167,6 +173,12 @@ impl Experiment for FqiAllocation {
         at_least("width", c.width, 1)?;
         at_least("epochs", c.epochs, 1)?;
         at_least("batch_size", c.batch_size, 1)?;
+        if c.scale_inputs && c.q != QForm::Mlp {
+            return Err(Invalid::new(
+                "scale_inputs",
+                "scales the inputs of an mlp q (q = \"mlp\"); the affine q has no network",
+            ));
+        }
         positive("lr", c.lr)
     }
 
@@ -198,7 +210,13 @@ impl Experiment for FqiAllocation {
         let least_squares = || LeastSquares::new(c.ridge);
         let mlp_q = || {
             let config = MlpConfig::new(&[n + m, c.width, 1]);
-            MlpQ::new(Mlp::new(&config, &mut seed.stream("q-init"))?, n)
+            let q = MlpQ::new(Mlp::new(&config, &mut seed.stream("q-init"))?, n)?;
+            if c.scale_inputs {
+                let (lower, upper) = input_bounds(&mdp);
+                q.with_input_scaling(InputScaling::from_bounds(&lower, &upper)?)
+            } else {
+                Ok(q)
+            }
         };
         let adam = || {
             AdamFit::new(AdamFitSettings {
@@ -221,6 +239,20 @@ impl Experiment for FqiAllocation {
             (QForm::Mlp, _) => run.fqi(mlp_q()?, enumeration()?, adam()?, data, ctx),
         }
     }
+}
+
+/// The range of each input of q: demand 0..=D, capacity 0..=K_j, shipment within the
+/// action bounds.
+fn input_bounds(mdp: &SequentialAllocation) -> (Vec<f64>, Vec<f64>) {
+    let space = mdp.integer_space();
+    let sites = mdp.capacity_cap().len();
+    let mut lower = vec![0.0; 2 * sites];
+    let mut upper: Vec<f64> = std::iter::repeat_n(mdp.demand_cap() as f64, sites)
+        .chain(mdp.capacity_cap().iter().map(|&k| k as f64))
+        .collect();
+    lower.extend(space.lower.iter().map(|&l| l as f64));
+    upper.extend(space.upper.iter().map(|&u| u as f64));
+    (lower, upper)
 }
 
 struct Run<'a> {
