@@ -1,6 +1,6 @@
 //! DDPG: recovers the LQR gain, follows the pseudocode's schedule (learning starts,
-//! target copies every K updates), continues bit for bit from a checkpoint, allocates
-//! nothing per step, and reports bad hyperparameters and numerical failures as typed
+//! target copies every K updates), continues bit for bit from a checkpoint, gives the
+//! same bits on any number of threads, allocates nothing per step, and reports bad hyperparameters and numerical failures as typed
 //! errors.
 
 use policy_param::algo::ddpg::{Ddpg, DdpgConfig, StepReport, TargetUpdate};
@@ -249,6 +249,40 @@ fn a_restored_checkpoint_continues_bit_for_bit() {
         );
         assert_eq!(straight.to_json().unwrap(), resumed.to_json().unwrap());
     }
+}
+
+/// At the zoo's sizes ([400, 300], batch 256) large products split over the pool's
+/// threads and step 6.6 runs beside the forward passes of 6.7–6.8: one, two and three
+/// threads give the same bits.
+#[test]
+fn one_two_and_three_threads_give_identical_runs() {
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let config = DdpgConfig {
+                buffer_size: 1000,
+                learning_starts: 100,
+                ..DdpgConfig::zoo_pendulum()
+            }
+            .check()
+            .unwrap();
+            let mut ddpg = Ddpg::new(&config, pendulum(), RunSeed(7)).unwrap();
+            let mut reports = Vec::new();
+            ddpg.run(115, |_, r| {
+                reports.push(*r);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(ddpg.updates(), 15);
+            fingerprint(&reports, &ddpg)
+        })
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(3));
 }
 
 #[test]

@@ -48,7 +48,10 @@
 //! Once the first update has run (it sizes the per-thread GEMM scratch), a step allocates
 //! nothing (`tests/ddpg.rs` counts): the replay storage, the minibatch, the sample
 //! indices, the network workspaces and the gradient buffers are allocated at
-//! construction, and all batch arithmetic goes through the GEMM of [`crate::nn`].
+//! construction, and all batch arithmetic goes through the GEMM of [`crate::nn`]. On
+//! several threads, large products split their rows over the pool, and step 6.6 (the
+//! target networks) runs beside the forward passes of 6.7 and 6.8; results are the same
+//! bits on any number of threads (`tests/ddpg.rs`).
 
 use serde::{Deserialize, Serialize};
 
@@ -305,6 +308,8 @@ pub struct DdpgAgent {
 struct Scratch {
     targets: Vec<f32>,
     learner: ActorCriticStep,
+    /// The target networks' buffers: step 6.6 runs beside the forward passes of 6.7–6.8.
+    target_learner: ActorCriticStep,
 }
 
 impl Scratch {
@@ -312,6 +317,7 @@ impl Scratch {
         Scratch {
             targets: vec![0.0; batch],
             learner: ActorCriticStep::new(actor, critic, batch),
+            target_learner: ActorCriticStep::new(actor, critic, batch),
         }
     }
 }
@@ -421,34 +427,50 @@ impl Agent for DdpgAgent {
 
     /// Steps 6.6–6.9 on the minibatch of step 6.5: one update of the critic, the actor
     /// and the targets.
+    ///
+    /// Step 6.6 reads only the target networks, and the forward passes q(sᵢ, aᵢ; θₙ) of
+    /// 6.7 and d(sᵢ; wₙ) of 6.8 read neither the targets nor θₙ₊₁, so the two run side by
+    /// side (`rayon::join`, each on its own buffers): on two threads the second core takes
+    /// half of the forward work, small products and element-wise passes included, where
+    /// splitting rows helps only the large products. Every number is computed as in the
+    /// sequential order, so results are the same bits on any number of threads.
     fn update(&mut self, batch: &Minibatch, updates_so_far: u64, step: u64) -> Result<UpdateStats> {
         let config = &self.config.0;
         let Scratch {
-            targets, learner, ..
+            targets,
+            learner,
+            target_learner,
         } = &mut self.scratch;
         let context = move || format!("ddpg step {step}");
+        let (actor, critic) = (&self.actor, &self.critic);
+        let (actor_target, critic_target) = (&self.actor_target, &self.critic_target);
 
-        // 6.6: yᵢ = rᵢ + γ q(s'ᵢ, d(s'ᵢ; w_target); θ_target).
-        learner.targets(
-            &self.actor_target,
-            &self.critic_target,
-            config.gamma,
-            batch.next_observations(),
-            batch.rewards(),
-            batch.not_terminal(),
-            targets,
-        )?;
+        let (computed_targets, forward_passes) = rayon::join(
+            // 6.6: yᵢ = rᵢ + γ q(s'ᵢ, d(s'ᵢ; w_target); θ_target).
+            || {
+                target_learner.targets(
+                    actor_target,
+                    critic_target,
+                    config.gamma,
+                    batch.next_observations(),
+                    batch.rewards(),
+                    batch.not_terminal(),
+                    targets,
+                )
+            },
+            // The forward passes of 6.7 (q(sᵢ, aᵢ; θₙ)) and 6.8 (d(sᵢ; wₙ)).
+            || {
+                learner.critic_forward(critic, batch.observations(), batch.actions())?;
+                learner.actor_forward(actor, batch.observations())
+            },
+        );
+        computed_targets?;
+        forward_passes?;
         // 6.7: θₙ₊₁ ← θₙ − α_q ∇_θ (1/b) Σᵢ (yᵢ − q(sᵢ, aᵢ; θₙ))² (an Adam step).
-        let critic_loss = learner.fit_critic(
-            &mut self.critic,
-            &mut self.critic_adam,
-            batch.observations(),
-            batch.actions(),
-            targets,
-            context,
-        )?;
+        let critic_loss =
+            learner.critic_step(&mut self.critic, &mut self.critic_adam, targets, context)?;
         // 6.8: wₙ₊₁ ← wₙ + α_d (1/b) Σᵢ ∇ₐq(sᵢ, a; θₙ₊₁)|_{a=d(sᵢ; wₙ)} ∇_w d(sᵢ; wₙ).
-        let actor_objective = learner.improve_actor(
+        let actor_objective = learner.actor_step(
             &mut self.actor,
             &mut self.actor_adam,
             &self.critic,

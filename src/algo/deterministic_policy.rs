@@ -269,17 +269,52 @@ impl ActorCriticStep {
         targets: &[f32],
         context: impl FnOnce() -> String,
     ) -> Result<f64> {
+        self.critic_forward(critic, observations, actions)?;
+        self.critic_step(critic, adam, targets, context)
+    }
+
+    /// The first half of [`Self::fit_critic`]: q(sᵢ, aᵢ; θ) on the minibatch, kept in the
+    /// critic's workspace for [`Self::critic_step`]. It does not read the targets, so it
+    /// may run beside their computation.
+    pub fn critic_forward(
+        &mut self,
+        critic: &Mlp,
+        observations: &[f32],
+        actions: &[f32],
+    ) -> Result<()> {
         let rows = self.rows(observations);
         self.pair(observations, actions);
+        let input = &self.critic_input[..rows * (self.obs_dim + self.action_dim)];
+        critic.forward(input, &mut self.critic_ws)?;
+        Ok(())
+    }
+
+    /// The second half of [`Self::fit_critic`], after [`Self::critic_forward`] with the
+    /// same θ: the loss against `targets`, its gradient, one Adam step.
+    pub fn critic_step(
+        &mut self,
+        critic: &mut Mlp,
+        adam: &mut Adam,
+        targets: &[f32],
+        context: impl FnOnce() -> String,
+    ) -> Result<f64> {
+        let rows = targets.len();
         let Self {
-            critic_input,
             output_grad,
             critic_grads,
             critic_ws,
             ..
         } = self;
-        let input = &critic_input[..rows * (self.obs_dim + self.action_dim)];
-        let q = critic.forward(input, critic_ws)?;
+        let q = critic_ws.output();
+        if q.len() != rows {
+            return Err(Error::invalid(
+                "targets",
+                format!(
+                    "{rows} targets for the {} rows of the critic's forward pass",
+                    q.len()
+                ),
+            ));
+        }
         let loss = mse_with_gradient(q, targets, &mut output_grad[..rows])?;
         if !loss.is_finite() {
             return Err(Error::Numerical {
@@ -305,6 +340,28 @@ impl ActorCriticStep {
         observations: &[f32],
         context: impl FnOnce() -> String,
     ) -> Result<f64> {
+        self.actor_forward(actor, observations)?;
+        self.actor_step(actor, adam, critic, observations, context)
+    }
+
+    /// The first half of [`Self::improve_actor`]: d(sᵢ; w) on the minibatch, kept in the
+    /// actor's workspace for [`Self::actor_step`]. It reads neither critic, so it may
+    /// run before or beside the critic's step.
+    pub fn actor_forward(&mut self, actor: &Mlp, observations: &[f32]) -> Result<()> {
+        actor.forward(observations, &mut self.actor_ws)?;
+        Ok(())
+    }
+
+    /// The second half of [`Self::improve_actor`], after [`Self::actor_forward`] on the
+    /// same `observations` with the same w: q at the actions it computed, then the step.
+    pub fn actor_step(
+        &mut self,
+        actor: &mut Mlp,
+        adam: &mut Adam,
+        critic: &Mlp,
+        observations: &[f32],
+        context: impl FnOnce() -> String,
+    ) -> Result<f64> {
         let rows = self.rows(observations);
         let (o, m) = (self.obs_dim, self.action_dim);
         let Self {
@@ -317,7 +374,16 @@ impl ActorCriticStep {
             actor_ws,
             ..
         } = self;
-        let actions = actor.forward(observations, actor_ws)?;
+        let actions = actor_ws.output();
+        if actions.len() != rows * m {
+            return Err(Error::invalid(
+                "observations",
+                format!(
+                    "{rows} rows, the actor's forward pass gave {} actions",
+                    actions.len() / m
+                ),
+            ));
+        }
         let input = &mut critic_input[..rows * (o + m)];
         for ((row, s), a) in input
             .chunks_exact_mut(o + m)
