@@ -386,8 +386,11 @@ KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16",
 
 
 def cpu_info() -> dict:
-    """Model name, vendor, logical CPUs and the kernel-relevant flags of /proc/cpuinfo."""
+    """Model name, vendor, family and model numbers, logical CPUs and the kernel-relevant
+    flags of /proc/cpuinfo. (Cloud CPUs may all be named "AMD EPYC": the family and model
+    numbers tell a Zen 4, family 25, from a Zen 5, family 26.)"""
     model, vendor, flags = platform.processor() or "unknown", "unknown", set()
+    family, model_number = None, None
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
@@ -396,6 +399,10 @@ def cpu_info() -> dict:
                 model = value
             elif key == "vendor_id":
                 vendor = value
+            elif key == "cpu family":
+                family = int(value)
+            elif key == "model":
+                model_number = int(value)
             elif key == "flags":
                 flags = set(value.split())
                 break
@@ -404,18 +411,25 @@ def cpu_info() -> dict:
     return {
         "model": model,
         "vendor": vendor,
+        "family": family,
+        "model_number": model_number,
         "cpus": os.cpu_count(),
         "flags": [f for f in KERNEL_FLAGS if f in flags],
     }
 
 
-def cpu_key(entry: dict) -> tuple[str, tuple[str, ...]]:
-    """What tells two CPUs apart in a results file: model name and kernel flags (older
-    entries name the model only)."""
+def cpu_key(entry: dict) -> tuple:
+    """What tells two CPUs apart in a results file: model name, family and model numbers,
+    kernel flags (older entries lack the numbers, the oldest name the model only)."""
     cpu = entry.get("cpu", "unknown")
     if isinstance(cpu, dict):
-        return cpu.get("model", "unknown"), tuple(cpu.get("flags", ()))
-    return str(cpu), ()
+        return (
+            cpu.get("model", "unknown"),
+            cpu.get("family"),
+            cpu.get("model_number"),
+            tuple(cpu.get("flags", ())),
+        )
+    return str(cpu), None, None, ()
 
 
 def record_per_cpu(path: Path, entry: dict) -> None:
@@ -469,7 +483,7 @@ def main() -> None:
 
     started = time.time()
     cpu = cpu_info()
-    print(f"# bench-peers: {cpu['model']} ({cpu['vendor']}; {', '.join(cpu['flags'])}), {cpu['cpus']} cores, load average {load_average()} (1, 5, 15 min)")
+    print(f"# bench-peers: {cpu['model']} ({cpu['vendor']} family {cpu['family']} model {cpu['model_number']}; {', '.join(cpu['flags'])}), {cpu['cpus']} cores, load average {load_average()} (1, 5, 15 min)")
     print("# " + ", ".join(f"{k} {v}" for k, v in versions().items()))
     print(
         f"# protocol: Pendulum-v1, zoo hyperparameters, learning_starts {ZOO_LEARNING_STARTS}, "
