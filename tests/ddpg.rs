@@ -14,7 +14,9 @@ use policy_param::rng::RunSeed;
 use policy_param::Error;
 
 mod counting_allocator;
+mod thread_pool;
 use counting_allocator::allocated_by;
+use thread_pool::with_threads;
 
 /// Least-squares slope of `policy(s)` over a grid of states in [−1, 1], as the gain K
 /// of `a = −K s`.
@@ -257,11 +259,7 @@ fn a_restored_checkpoint_continues_bit_for_bit() {
 #[test]
 fn one_two_and_three_threads_give_identical_runs() {
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        with_threads(threads, || {
             let config = DdpgConfig {
                 buffer_size: 1000,
                 learning_starts: 100,
@@ -333,11 +331,7 @@ fn a_training_step_allocates_nothing() {
     // Inside a pool, as a training loop runs: large products are split over its threads
     // (a call from outside any pool would go through rayon's global injector, which
     // allocates). The counter is per thread: it sees the training thread.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
-    let (bytes, episode_ended) = pool.install(|| {
+    let (bytes, episode_ended) = with_threads(2, || {
         // One uncounted step sizes this worker's GEMM scratch.
         ddpg.step().unwrap();
         let (episode_ended, allocated) = allocated_by(|| {

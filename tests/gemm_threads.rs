@@ -5,6 +5,9 @@ use policy_param::nn::gemm::{matmul, Backend, Dims, Operand, PARALLEL_MIN_WORK};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod thread_pool;
+use thread_pool::with_threads;
+
 fn random(len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect()
 }
@@ -21,10 +24,6 @@ fn product(
     c0: &[f32],
     beta: f32,
 ) -> Vec<f32> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
     let mut c = c0.to_vec();
     let op = |data, t| {
         if t {
@@ -33,7 +32,7 @@ fn product(
             Operand::plain(data)
         }
     };
-    pool.install(|| {
+    with_threads(threads, || {
         matmul(
             Backend::Packed,
             dims,

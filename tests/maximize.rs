@@ -22,7 +22,9 @@ use rand::Rng as _;
 use rayon::prelude::*;
 
 mod counting_allocator;
+mod thread_pool;
 use counting_allocator::allocated_by;
+use thread_pool::with_threads;
 
 // ---------------------------------------------------------------------------------------
 // Test-local q-functions with known maximizers.
@@ -515,11 +517,7 @@ fn lbfgs_is_deterministic_for_a_seed_whatever_the_thread_count() {
     )
     .unwrap();
     let run = |threads: usize, seed: u64| -> Vec<(f64, f64, f64, usize)> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        with_threads(threads, || {
             (0..32u64)
                 .into_par_iter()
                 .map_init(
@@ -854,7 +852,7 @@ fn mlp_q_with_input_scaling_is_the_scaled_network_and_its_gradient_has_the_chain
             .iter()
             .chain(a)
             .enumerate()
-            .map(|(k, &x)| (x - scaling.shift()[k]) * scaling.scale()[k])
+            .map(|(k, &x)| scaling.map(k, x))
             .collect();
         twin.forward(&input, &mut twin.workspace(1)).unwrap()[0]
     };
@@ -1110,18 +1108,13 @@ fn batched_lbfgs_is_the_same_whatever_the_thread_count() {
     let mut rng = RunSeed(25).stream("states");
     let states: Vec<f64> = (0..count * 3).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
         let (mut actions, mut values) = (vec![0.0; count * 2], vec![0.0; count]);
-        let evaluations = pool
-            .install(|| {
-                solver.maximize_many(&q, &states, &mut actions, &mut values, |i| {
-                    RunSeed(26).indexed("maximize", i as u64)
-                })
+        let evaluations = with_threads(threads, || {
+            solver.maximize_many(&q, &states, &mut actions, &mut values, |i| {
+                RunSeed(26).indexed("maximize", i as u64)
             })
-            .unwrap();
+        })
+        .unwrap();
         (actions, values, evaluations)
     };
     let one = run(1);

@@ -15,7 +15,9 @@ use policy_param::rng::RunSeed;
 use policy_param::Error;
 
 mod counting_allocator;
+mod thread_pool;
 use counting_allocator::allocated_by;
+use thread_pool::with_threads;
 
 /// The policy's mean gain K (least-squares slope of `μ(s) = −K s` over states in
 /// [−1, 1]) and its standard deviation averaged over the same states.
@@ -171,11 +173,7 @@ fn run_reports(sac: &mut Sac, steps: u64) -> Vec<StepReport> {
 #[test]
 fn one_and_two_threads_give_identical_runs() {
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        with_threads(threads, || {
             let config = SacConfig {
                 buffer_size: 1000,
                 ..SacConfig::zoo_pendulum()
@@ -336,11 +334,7 @@ fn correlated_exploration_moves_the_actions_smoothly() {
 /// nothing on the stepping thread, across updates and an episode reset.
 #[test]
 fn a_training_step_allocates_nothing() {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
-    pool.install(|| {
+    with_threads(2, || {
         let config = SacConfig {
             buffer_size: 1000,
             ..SacConfig::zoo_pendulum()

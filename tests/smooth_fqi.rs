@@ -18,6 +18,9 @@ use policy_param::qfunction::linear::{LinearQ, QuadraticFeatures};
 use policy_param::rng::{Rng, RunSeed};
 use policy_param::{Error, Result};
 
+mod thread_pool;
+use thread_pool::with_threads;
+
 /// `q(s, a) = offset − k‖a − c(s)‖²` with `c(s) = s` (state and action of equal size):
 /// `β log ∫_ℝᵐ exp(q/β) = offset + (mβ/2) log(πβ/k)`, Boltzmann mean `c(s)`.
 struct Bump {
@@ -305,11 +308,7 @@ fn targets_are_bit_identical_with_one_and_two_threads() {
     let (system, _) = soft_lqr(LqrParams::scalar(), 0.5);
     let data = base_points(&system, 40, 2.0, 3.0);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        with_threads(threads, || {
             let partition =
                 LogPartition::new(&unit_box(1, 10.0), LogPartitionSettings::default()).unwrap();
             let params = FqiParams {

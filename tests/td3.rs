@@ -14,7 +14,9 @@ use policy_param::rng::RunSeed;
 use policy_param::Error;
 
 mod counting_allocator;
+mod thread_pool;
 use counting_allocator::allocated_by;
+use thread_pool::with_threads;
 
 fn pendulum() -> Box<dyn Env> {
     Box::new(Pendulum::new())
@@ -278,11 +280,7 @@ fn a_restored_checkpoint_continues_bit_for_bit() {
 #[test]
 fn one_and_two_threads_give_identical_runs() {
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        with_threads(threads, || {
             let config = Td3Config {
                 buffer_size: 1000,
                 learning_starts: 100,
@@ -314,11 +312,7 @@ fn a_training_step_allocates_nothing() {
     .unwrap();
     let mut td3 = Td3::new(&config, pendulum(), RunSeed(5)).unwrap();
     td3.run(372, |_, _| Ok(())).unwrap();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
-    let (bytes, episode_ended) = pool.install(|| {
+    let (bytes, episode_ended) = with_threads(2, || {
         td3.step().unwrap();
         let (episode_ended, allocated) = allocated_by(|| {
             let mut episode_ended = false;

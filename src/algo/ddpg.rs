@@ -56,8 +56,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::deterministic_policy::{
-    validate_shared, ActionMap, ActorCriticStep, DeterministicPolicy, Explorer, Networks,
-    PolicyOutput, UpdateStats,
+    validate_shared, ActionMap, ActorCriticStep, DeterministicPolicy, Explorer, ForwardPasses,
+    Networks, PolicyOutput, UpdateStats,
 };
 use super::online::{
     agent_field, check_adam, check_network, restore_rng, Agent, AgentConfig, Checkpoint, Online,
@@ -309,7 +309,7 @@ struct Scratch {
     targets: Vec<f32>,
     learner: ActorCriticStep,
     /// The target networks' buffers: step 6.6 runs beside the forward passes of 6.7–6.8.
-    target_learner: ActorCriticStep,
+    target_passes: ForwardPasses,
 }
 
 impl Scratch {
@@ -317,7 +317,7 @@ impl Scratch {
         Scratch {
             targets: vec![0.0; batch],
             learner: ActorCriticStep::new(actor, critic, batch),
-            target_learner: ActorCriticStep::new(actor, critic, batch),
+            target_passes: ForwardPasses::new(actor, critic, batch),
         }
     }
 }
@@ -439,7 +439,7 @@ impl Agent for DdpgAgent {
         let Scratch {
             targets,
             learner,
-            target_learner,
+            target_passes,
         } = &mut self.scratch;
         let context = move || format!("ddpg step {step}");
         let (actor, critic) = (&self.actor, &self.critic);
@@ -448,7 +448,7 @@ impl Agent for DdpgAgent {
         let (computed_targets, forward_passes) = rayon::join(
             // 6.6: yᵢ = rᵢ + γ q(s'ᵢ, d(s'ᵢ; w_target); θ_target).
             || {
-                target_learner.targets(
+                target_passes.targets(
                     actor_target,
                     critic_target,
                     config.gamma,

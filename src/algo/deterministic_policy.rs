@@ -3,11 +3,12 @@
 //!
 //! * [`PolicyOutput`], [`ActionMap`] and [`DeterministicPolicy`] live in
 //!   [`crate::policy`] with the other policies, and are re-exported here.
-//! * `ActorCriticStep` (crate-private): the target `y = r + γ q(s', d(s'))` (or, for TD3,
-//!   `r + γ minⱼ qⱼ(s', ã')` with a perturbed `ã'`), the critic's `fit` step (one Adam
-//!   step on the mean squared error) and the actor's step (one Adam step ascending
+//! * `ForwardPasses` (crate-private): the target `y = r + γ q(s', d(s'))` (or, for TD3,
+//!   `r + γ minⱼ qⱼ(s', ã')` with a perturbed `ã'`), by forward passes alone.
+//! * `ActorCriticStep` (crate-private): the critic's `fit` step (one Adam step on the mean
+//!   squared error) and the actor's step (one Adam step ascending
 //!   `(1/b) Σᵢ q(sᵢ, d(sᵢ; w); θ)` through the critic's input gradient ∇ₐq), on buffers
-//!   allocated once.
+//!   allocated once; its `forward` passes compute the targets too.
 //! * `Explorer` (crate-private): the exploring action `d(s; w) + 𝒩` of the online agents
 //!   (DDPG's steps 6.1–6.2, TD3's).
 
@@ -121,13 +122,24 @@ impl<'a> NextStates<'a> {
     }
 }
 
-/// Buffers for the actor–critic gradient steps on minibatches of up to `capacity` rows.
+/// Buffers for the forward passes of an actor and a critic on minibatches of up to
+/// `capacity` rows: all that computing the targets needs, so an algorithm that computes
+/// them beside its gradient steps (DDPG) keeps a second one and no unused gradients.
 #[derive(Clone, Debug)]
-pub(crate) struct ActorCriticStep {
+pub(crate) struct ForwardPasses {
     obs_dim: usize,
     action_dim: usize,
     /// `[s, a]` rows, the critic's input.
     critic_input: Vec<f32>,
+    critic_ws: Workspace,
+    actor_ws: Workspace,
+}
+
+/// Buffers for the actor–critic gradient steps on minibatches of up to `capacity` rows.
+#[derive(Clone, Debug)]
+pub(crate) struct ActorCriticStep {
+    /// The forward passes; also computes the targets.
+    pub forward: ForwardPasses,
     /// ∂L/∂q for the critic's output.
     output_grad: Vec<f32>,
     /// ∂L/∂[s, a], of which the action columns are read.
@@ -135,8 +147,6 @@ pub(crate) struct ActorCriticStep {
     action_grad: Vec<f32>,
     critic_grads: Vec<f32>,
     actor_grads: Vec<f32>,
-    critic_ws: Workspace,
-    actor_ws: Workspace,
 }
 
 /// What one critic step or actor step measured.
@@ -155,20 +165,14 @@ impl crate::algo::online::UpdateMetrics for UpdateStats {
     }
 }
 
-impl ActorCriticStep {
+impl ForwardPasses {
     pub fn new(actor: &Mlp, critic: &Mlp, capacity: usize) -> Self {
         let obs_dim = actor.input_dim();
         let action_dim = actor.output_dim();
-        let width = obs_dim + action_dim;
-        ActorCriticStep {
+        ForwardPasses {
             obs_dim,
             action_dim,
-            critic_input: vec![0.0; capacity * width],
-            output_grad: vec![0.0; capacity],
-            critic_input_grad: vec![0.0; capacity * width],
-            action_grad: vec![0.0; capacity * action_dim],
-            critic_grads: critic.zero_grads(),
-            actor_grads: actor.zero_grads(),
+            critic_input: vec![0.0; capacity * (obs_dim + action_dim)],
             critic_ws: critic.workspace(capacity),
             actor_ws: actor.workspace(capacity),
         }
@@ -178,18 +182,25 @@ impl ActorCriticStep {
         observations.len() / self.obs_dim
     }
 
-    /// Writes `[s, a]` rows into the critic input buffer and returns it.
-    fn pair(&mut self, observations: &[f32], actions: &[f32]) -> &[f32] {
-        let (o, m) = (self.obs_dim, self.action_dim);
-        let rows = self.rows(observations);
-        let input = &mut self.critic_input[..rows * (o + m)];
-        for ((row, s), a) in input
+    /// Writes `[s, a]` rows into the critic input buffer, each `a` changed in place by
+    /// `perturb(i, a)`, and returns it.
+    fn pair<'a>(
+        critic_input: &'a mut [f32],
+        (o, m): (usize, usize),
+        observations: &[f32],
+        actions: &[f32],
+        mut perturb: impl FnMut(usize, &mut [f32]),
+    ) -> &'a [f32] {
+        let input = &mut critic_input[..observations.len() / o * (o + m)];
+        for (i, ((row, s), a)) in input
             .chunks_exact_mut(o + m)
             .zip(observations.chunks_exact(o))
             .zip(actions.chunks_exact(m))
+            .enumerate()
         {
             row[..o].copy_from_slice(s);
             row[o..].copy_from_slice(a);
+            perturb(i, &mut row[o..]);
         }
         input
     }
@@ -221,7 +232,7 @@ impl ActorCriticStep {
     pub fn min_targets(
         &mut self,
         actor: &Mlp,
-        mut perturb: impl FnMut(usize, &mut [f32]),
+        perturb: impl FnMut(usize, &mut [f32]),
         critics: &[&Mlp],
         gamma: f64,
         next: NextStates<'_>,
@@ -229,18 +240,14 @@ impl ActorCriticStep {
     ) -> Result<()> {
         // a'ᵢ ← d(s'ᵢ; w), perturbed
         let next_actions = actor.forward(next.observations, &mut self.actor_ws)?;
-        let (o, m) = (self.obs_dim, self.action_dim);
-        let input = &mut self.critic_input[..next.rewards.len() * (o + m)];
-        for (i, ((row, s), a)) in input
-            .chunks_exact_mut(o + m)
-            .zip(next.observations.chunks_exact(o))
-            .zip(next_actions.chunks_exact(m))
-            .enumerate()
-        {
-            row[..o].copy_from_slice(s);
-            row[o..].copy_from_slice(a);
-            perturb(i, &mut row[o..]);
-        }
+        let dims = (self.obs_dim, self.action_dim);
+        let input = Self::pair(
+            &mut self.critic_input,
+            dims,
+            next.observations,
+            next_actions,
+            perturb,
+        );
         // yᵢ ← rᵢ + γ minⱼ qⱼ(s'ᵢ, a'ᵢ)
         let gamma = gamma as f32;
         for (j, critic) in critics.iter().enumerate() {
@@ -255,6 +262,21 @@ impl ActorCriticStep {
             *y = r + gamma * alive * *y;
         }
         Ok(())
+    }
+}
+
+impl ActorCriticStep {
+    pub fn new(actor: &Mlp, critic: &Mlp, capacity: usize) -> Self {
+        let forward = ForwardPasses::new(actor, critic, capacity);
+        let width = forward.obs_dim + forward.action_dim;
+        ActorCriticStep {
+            output_grad: vec![0.0; capacity],
+            critic_input_grad: vec![0.0; capacity * width],
+            action_grad: vec![0.0; capacity * forward.action_dim],
+            critic_grads: critic.zero_grads(),
+            actor_grads: actor.zero_grads(),
+            forward,
+        }
     }
 
     /// The critic's `fit` step: one Adam step on `(1/b) Σᵢ (q(sᵢ, aᵢ; θ) − yᵢ)²`.
@@ -282,10 +304,15 @@ impl ActorCriticStep {
         observations: &[f32],
         actions: &[f32],
     ) -> Result<()> {
-        let rows = self.rows(observations);
-        self.pair(observations, actions);
-        let input = &self.critic_input[..rows * (self.obs_dim + self.action_dim)];
-        critic.forward(input, &mut self.critic_ws)?;
+        let f = &mut self.forward;
+        let input = ForwardPasses::pair(
+            &mut f.critic_input,
+            (f.obs_dim, f.action_dim),
+            observations,
+            actions,
+            |_, _| {},
+        );
+        critic.forward(input, &mut f.critic_ws)?;
         Ok(())
     }
 
@@ -300,9 +327,9 @@ impl ActorCriticStep {
     ) -> Result<f64> {
         let rows = targets.len();
         let Self {
+            forward: ForwardPasses { critic_ws, .. },
             output_grad,
             critic_grads,
-            critic_ws,
             ..
         } = self;
         let q = critic_ws.output();
@@ -348,7 +375,7 @@ impl ActorCriticStep {
     /// actor's workspace for [`Self::actor_step`]. It reads neither critic, so it may
     /// run before or beside the critic's step.
     pub fn actor_forward(&mut self, actor: &Mlp, observations: &[f32]) -> Result<()> {
-        actor.forward(observations, &mut self.actor_ws)?;
+        actor.forward(observations, &mut self.forward.actor_ws)?;
         Ok(())
     }
 
@@ -362,18 +389,23 @@ impl ActorCriticStep {
         observations: &[f32],
         context: impl FnOnce() -> String,
     ) -> Result<f64> {
-        let rows = self.rows(observations);
-        let (o, m) = (self.obs_dim, self.action_dim);
+        let rows = self.forward.rows(observations);
         let Self {
-            critic_input,
+            forward:
+                ForwardPasses {
+                    obs_dim: o,
+                    action_dim: m,
+                    critic_input,
+                    critic_ws,
+                    actor_ws,
+                },
             output_grad,
             critic_input_grad,
             action_grad,
             actor_grads,
-            critic_ws,
-            actor_ws,
             ..
         } = self;
+        let (o, m) = (*o, *m);
         let actions = actor_ws.output();
         if actions.len() != rows * m {
             return Err(Error::invalid(
@@ -384,15 +416,7 @@ impl ActorCriticStep {
                 ),
             ));
         }
-        let input = &mut critic_input[..rows * (o + m)];
-        for ((row, s), a) in input
-            .chunks_exact_mut(o + m)
-            .zip(observations.chunks_exact(o))
-            .zip(actions.chunks_exact(m))
-        {
-            row[..o].copy_from_slice(s);
-            row[o..].copy_from_slice(a);
-        }
+        let input = ForwardPasses::pair(critic_input, (o, m), observations, actions, |_, _| {});
         let q = critic.forward(input, critic_ws)?;
         let objective = q.iter().map(|&v| f64::from(v)).sum::<f64>() / rows as f64;
         if !objective.is_finite() {

@@ -230,7 +230,7 @@ impl Nfqca {
         for start in (0..self.base.len()).step_by(b) {
             let end = (start + b).min(self.base.len());
             let o = self.base.obs_dim();
-            self.learner.targets(
+            self.learner.forward.targets(
                 &self.actor,
                 &self.critic,
                 gamma,

@@ -290,7 +290,9 @@ impl Agent for Td3Agent {
         let perturb = |i: usize, a: &mut [f32]| smooth(a, &noise[i * m..(i + 1) * m]);
         let (next, y) = (NextStates::of(batch), &mut self.targets);
         let (actor_t, critics_t) = (&nets.actor_target, nets.critic_targets.each_ref());
-        first.min_targets(actor_t, perturb, &critics_t, c.gamma, next, y)?;
+        first
+            .forward
+            .min_targets(actor_t, perturb, &critics_t, c.gamma, next, y)?;
 
         // 6.7: for both θⱼ at once, an Adam step on (1/b) Σᵢ (yᵢ − q(sᵢ, aᵢ; θⱼ))².
         let (s, a, y) = (batch.observations(), batch.actions(), &*y);

@@ -321,18 +321,14 @@ impl ReluMilpMaximizer {
         // sees them, sₖ(aₖ − cₖ) under an input scaling (sₖ = 1, cₖ = 0 without), in
         // their bounds; each is its own symbolic bound (row: sₖ at k, constant −sₖcₖ).
         let n = relu.state_dim;
-        let shift_scale = |k: usize| -> (f64, f64) {
-            relu.input_scaling.map_or((0.0, 1.0), |scaling| {
-                (scaling.shift()[k], scaling.scale()[k])
-            })
-        };
+        let scaling = relu.input_scaling;
         let mut inputs = Vec::with_capacity(dim);
         ws.input_lower.clear();
         ws.input_upper.clear();
         ws.input_symbolic_lower.clear();
         ws.input_symbolic_lower.resize(dim * (dim + 1), 0.0);
         for (k, &variable) in program.action.iter().enumerate() {
-            let (c, s) = shift_scale(n + k);
+            let (c, s) = scaling.map_or((0.0, 1.0), |scaling| scaling.component(n + k));
             let mut expression = Expression::from(-s * c);
             expression.add_mul(s, variable);
             inputs.push(Some(expression));
@@ -346,10 +342,7 @@ impl ReluMilpMaximizer {
         let state: Vec<f64> = state
             .iter()
             .enumerate()
-            .map(|(i, &x)| {
-                let (c, s) = shift_scale(i);
-                (x - c) * s
-            })
+            .map(|(i, &x)| scaling.map_or(x, |scaling| scaling.map(i, x)))
             .collect();
         let box_ = ActionBox {
             low: &self.low,

@@ -56,26 +56,26 @@ impl InputScaling {
         self.scale.is_empty()
     }
 
-    /// `cₖ`, per component.
-    pub fn shift(&self) -> &[f64] {
-        &self.shift
-    }
-
     /// `sₖ`, per component: also `∂x̃ₖ/∂xₖ`, the chain rule's factor for gradients.
     pub fn scale(&self) -> &[f64] {
         &self.scale
     }
 
+    /// `(cₖ, sₖ)`, the shift and scale of component `k`.
+    pub fn component(&self, k: usize) -> (f64, f64) {
+        (self.shift[k], self.scale[k])
+    }
+
+    /// `x̃ₖ = (xₖ − cₖ) · sₖ`: component `k` of the map.
+    pub fn map(&self, k: usize, x: f64) -> f64 {
+        let (c, s) = self.component(k);
+        (x - c) * s
+    }
+
     /// `raw` (components `offset..offset + raw.len()`) mapped into `out`, as f32.
     pub fn apply(&self, offset: usize, raw: &[f64], out: &mut [f32]) {
-        let range = offset..offset + raw.len();
-        for (((o, &x), &c), &s) in out
-            .iter_mut()
-            .zip(raw)
-            .zip(&self.shift[range.clone()])
-            .zip(&self.scale[range])
-        {
-            *o = ((x - c) * s) as f32;
+        for (k, (o, &x)) in (offset..).zip(out.iter_mut().zip(raw)) {
+            *o = self.map(k, x) as f32;
         }
     }
 }
