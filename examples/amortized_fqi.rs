@@ -308,6 +308,7 @@ fn q_fit(s: &Settings) -> Result<AdamFit> {
         epochs: s.epochs,
         batch_size: 256,
         adam: AdamConfig::with_lr(1e-3),
+        average_last_epochs: 0,
     })
 }
 

@@ -97,6 +97,7 @@ fn main() -> Result<()> {
             epochs: s.epochs,
             batch_size: s.batch,
             adam: AdamConfig::with_lr(s.lr),
+            average_last_epochs: 0,
         })?,
         data,
     )?;

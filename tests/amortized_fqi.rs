@@ -31,6 +31,9 @@ use policy_param::qfunction::MlpQ;
 use policy_param::rng::{Rng, RunSeed};
 use policy_param::Error;
 
+mod thread_pool;
+use thread_pool::with_threads;
+
 fn uniform(bound: f64, dim: usize) -> UniformBox {
     UniformBox {
         low: vec![-bound; dim],
@@ -464,15 +467,6 @@ fn a_tenth_of_the_solves_recovers_the_riccati_gain() {
     }
 }
 
-/// Run `f` on a rayon pool of `threads` threads.
-fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f)
-}
-
 /// Neural q and neural rule on the scalar LQR: randomized solver, Adam fits, subsets.
 /// Per iteration (δ_q, δ_d bits, solver calls, q evaluations); θ and w bits; target bits.
 type RunBits = (Vec<(u64, u64, usize, usize)>, Vec<u32>, Vec<u32>, Vec<u64>);
@@ -521,6 +515,7 @@ fn mlp_run(seed: u64) -> RunBits {
             epochs: 2,
             batch_size: 64,
             adam: AdamConfig::with_lr(3e-3),
+            average_last_epochs: 0,
         })
         .unwrap(),
         MlpPolicy::new(

@@ -56,6 +56,7 @@ fn train() -> (PendulumAmortized, usize) {
             epochs: 5,
             batch_size: 128,
             adam: AdamConfig::with_lr(1e-3),
+            average_last_epochs: 0,
         })
         .unwrap(),
         MlpPolicy::new(

@@ -26,6 +26,9 @@ use policy_param::qfunction::MlpQ;
 use policy_param::rng::RunSeed;
 use policy_param::Error;
 
+mod thread_pool;
+use thread_pool::with_threads;
+
 fn uniform(low: f64, high: f64, dim: usize) -> UniformBox {
     UniformBox {
         low: vec![low; dim],
@@ -313,6 +316,7 @@ fn mlp_fqi(
             epochs: 10,
             batch_size: 64,
             adam,
+            average_last_epochs: 0,
         })
         .unwrap(),
         data,
@@ -333,15 +337,6 @@ fn mlp_fqi_approximates_the_scalar_gain() {
     let gain = greedy_gain(fqi.q(), fqi.maximizer(), &state_grid(1, 1.5, 31))[(0, 0)];
     let truth = solution.gain()[(0, 0)];
     assert!((gain - truth).abs() < 0.1 * truth, "gain {gain} vs {truth}");
-}
-
-/// Run `f` on a rayon pool of `threads` threads.
-fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f)
 }
 
 #[test]

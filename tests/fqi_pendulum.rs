@@ -42,6 +42,7 @@ fn train() -> PendulumFqi {
             epochs: 5,
             batch_size: 128,
             adam: AdamConfig::with_lr(1e-3),
+            average_last_epochs: 0,
         })
         .unwrap(),
         data,

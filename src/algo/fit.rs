@@ -147,6 +147,16 @@ pub struct AdamFitSettings {
     pub batch_size: usize,
     /// Adam's hyperparameters (learning rate and moments).
     pub adam: AdamConfig,
+    /// How many of the last epochs of each fit are averaged: θₙ₊₁ is the mean of the
+    /// iterates after every step of those epochs (tail averaging, Polyak and Juditsky
+    /// 1992), which damps the minibatch noise in where the last step leaves θ. 0 (the
+    /// default, and the chapter's `fit`): θₙ₊₁ is the last iterate.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub average_last_epochs: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Default for AdamFitSettings {
@@ -155,6 +165,7 @@ impl Default for AdamFitSettings {
             epochs: 10,
             batch_size: 128,
             adam: AdamConfig::with_lr(1e-3),
+            average_last_epochs: 0,
         }
     }
 }
@@ -178,6 +189,8 @@ pub struct AdamFit {
     batch_targets: Vec<f32>,
     batch_grad: Vec<f32>,
     order: Vec<usize>,
+    /// Sum of the iterates of the averaged epochs, per parameter.
+    iterate_sum: Vec<f64>,
 }
 
 impl AdamFit {
@@ -188,6 +201,15 @@ impl AdamFit {
         }
         if settings.batch_size == 0 {
             return Err(Error::invalid("fit.batch_size", "must be at least 1"));
+        }
+        if settings.average_last_epochs > settings.epochs {
+            return Err(Error::invalid(
+                "fit.average_last_epochs",
+                format!(
+                    "{} is more than the {} epochs of a fit",
+                    settings.average_last_epochs, settings.epochs
+                ),
+            ));
         }
         // Checks the Adam hyperparameters now rather than at the first fit.
         Adam::<f32>::new(settings.adam, 0)?;
@@ -202,6 +224,7 @@ impl AdamFit {
             batch_targets: Vec::new(),
             batch_grad: Vec::new(),
             order: Vec::new(),
+            iterate_sum: Vec::new(),
         })
     }
 
@@ -266,7 +289,11 @@ impl<Q: NetworkQ> Fit<Q> for AdamFit {
         self.batch_targets.resize(batch, 0.0);
         self.batch_grad.resize(batch, 0.0);
 
-        for _ in 0..self.settings.epochs {
+        let averaged_from = self.settings.epochs - self.settings.average_last_epochs;
+        let mut averaged_steps = 0_u32;
+        self.iterate_sum.clear();
+        self.iterate_sum.resize(network.num_params(), 0.0);
+        for epoch in 0..self.settings.epochs {
             self.order.shuffle(rng);
             for chunk in self.order.chunks(batch) {
                 let rows = chunk.len();
@@ -284,6 +311,18 @@ impl<Q: NetworkQ> Fit<Q> for AdamFit {
                 self.grads.fill(0.0);
                 network.backward(ws, &self.batch_grad[..rows], &mut self.grads, None)?;
                 adam.step(network.params_mut(), &self.grads)?;
+                if epoch >= averaged_from {
+                    averaged_steps += 1;
+                    for (sum, &p) in self.iterate_sum.iter_mut().zip(network.params()) {
+                        *sum += f64::from(p);
+                    }
+                }
+            }
+        }
+        if averaged_steps > 0 {
+            let steps = f64::from(averaged_steps);
+            for (p, &sum) in network.params_mut().iter_mut().zip(&self.iterate_sum) {
+                *p = (sum / steps) as f32;
             }
         }
 
@@ -383,6 +422,13 @@ mod tests {
         );
         let adam = AdamConfig::with_lr(-1.0);
         assert_eq!(bad(AdamFitSettings { adam, ..ok }), "adam.lr");
+        assert_eq!(
+            bad(AdamFitSettings {
+                average_last_epochs: 11,
+                ..ok
+            }),
+            "fit.average_last_epochs"
+        );
     }
 
     /// The fit trains on the rows q itself evaluates: with an input scaling, the loss it
@@ -410,6 +456,7 @@ mod tests {
             epochs: 300,
             batch_size: 50,
             adam: AdamConfig::with_lr(3e-3),
+            average_last_epochs: 0,
         })
         .unwrap();
         let loss = fit.fit(&mut q, &data, &targets, &mut rng).unwrap();
@@ -428,5 +475,65 @@ mod tests {
             / data.len() as f64;
         assert!((loss - mse).abs() <= 1e-5 * (1.0 + mse), "{loss} vs {mse}");
         assert!(mse < 1e-3, "{mse}");
+    }
+
+    /// Tail averaging: the fitted θ is the mean of the iterates of the last epochs. With
+    /// all of 𝒟 in one minibatch an epoch is one Adam step, so the iterates are those of
+    /// successive one-epoch fits sharing the optimizer (their rows summed in another
+    /// order, hence a tolerance).
+    #[test]
+    fn adam_fit_averages_the_iterates_of_its_last_epochs() {
+        use crate::nn::{Mlp, MlpConfig};
+        use crate::qfunction::MlpQ;
+        let mut data = Transitions::new(1, 1);
+        let mut targets = Vec::new();
+        for i in 0..64 {
+            let (s, a) = (f64::from(i % 8) / 4.0 - 1.0, f64::from(i / 8) / 4.0 - 1.0);
+            data.push(&[s], &[a], 0.0, &[s], false).unwrap();
+            targets.push((2.0 * s).sin() * a);
+        }
+        let network =
+            Mlp::new(&MlpConfig::new(&[2, 16, 1]), &mut RunSeed(4).stream("init")).unwrap();
+        let settings = |epochs, average_last_epochs| AdamFitSettings {
+            epochs,
+            batch_size: 64,
+            adam: AdamConfig::with_lr(1e-2),
+            average_last_epochs,
+        };
+        let mut averaged = MlpQ::new(network.clone(), 1).unwrap();
+        AdamFit::new(settings(5, 3))
+            .unwrap()
+            .fit(
+                &mut averaged,
+                &data,
+                &targets,
+                &mut RunSeed(5).stream("fit"),
+            )
+            .unwrap();
+
+        let mut q = MlpQ::new(network, 1).unwrap();
+        let mut fit = AdamFit::new(settings(1, 0)).unwrap();
+        let mut rng = RunSeed(5).stream("fit");
+        let mut sum = vec![0.0; q.network().num_params()];
+        for step in 0..5 {
+            fit.fit(&mut q, &data, &targets, &mut rng).unwrap();
+            if step >= 2 {
+                for (sum, &p) in sum.iter_mut().zip(q.network().params()) {
+                    *sum += f64::from(p);
+                }
+            }
+        }
+        let last = q.network().params();
+        let mut moved = 0.0_f64;
+        for ((&p, &sum), &last) in averaged.network().params().iter().zip(&sum).zip(last) {
+            let mean = sum / 3.0;
+            assert!(
+                (f64::from(p) - mean).abs() <= 1e-5 * (1.0 + mean.abs()),
+                "{p} vs {mean}"
+            );
+            moved = moved.max((f64::from(last) - mean).abs());
+        }
+        // The mean is not the last iterate: the test tells the two apart.
+        assert!(moved > 1e-3, "{moved}");
     }
 }

@@ -173,6 +173,7 @@ impl Experiment for AmortizedFqiMlp {
             epochs: c.epochs,
             batch_size: c.batch_size,
             adam: AdamConfig::with_lr(c.lr),
+            average_last_epochs: 0,
         })?;
         let space = task.space.clone();
         let maximizer = GridMaximizer::new(space.clone(), c.grid_points)?;

@@ -10,7 +10,8 @@
 //!   by ridge least squares; `maximizer = "milp"` (good_lp) or `"enumerate"`.
 //! - `q = "mlp"`: a ReLU network on `[s, x]` with one hidden layer of `width` units,
 //!   fitted by minibatch Adam; `maximizer = "relu_milp"` (exact big-M MILP) or `"enumerate"`.
-//!   `scale_inputs = true` maps each input from its range onto [−1, 1] first.
+//!   `scale_inputs = true` maps each input from its range onto [−1, 1] first;
+//!   `average_last_epochs = k` makes each fit's θ the mean of its last k epochs' iterates.
 //!
 //! On `instance = "small"` (9 801 states, 102 actions) the greedy policy of the last q,
 //! computed by the run's own maximizer at every state, is evaluated exactly:
@@ -110,6 +111,14 @@ pub struct Config {
     /// onto [−1, 1] before the network (`InputScaling`). Default false: raw inputs.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub scale_inputs: bool,
+    /// Each fit's θ is the mean of the iterates after every Adam step of its last
+    /// `average_last_epochs` epochs (≤ epochs; tail averaging). Default 0: the last iterate.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub average_last_epochs: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Default for Config {
@@ -127,6 +136,7 @@ impl Default for Config {
             batch_size: 64,
             lr: 3e-3,
             scale_inputs: false,
+            average_last_epochs: 0,
         }
     }
 }
@@ -179,6 +189,21 @@ impl Experiment for FqiAllocation {
                 "scales the inputs of an mlp q (q = \"mlp\"); the affine q has no network",
             ));
         }
+        if c.average_last_epochs > 0 && c.q != QForm::Mlp {
+            return Err(Invalid::new(
+                "average_last_epochs",
+                "averages the Adam fits of an mlp q (q = \"mlp\"); the affine q's fit is exact",
+            ));
+        }
+        if c.average_last_epochs > c.epochs {
+            return Err(Invalid::new(
+                "average_last_epochs",
+                format!(
+                    "{} is more than the {} epochs",
+                    c.average_last_epochs, c.epochs
+                ),
+            ));
+        }
         positive("lr", c.lr)
     }
 
@@ -223,6 +248,7 @@ impl Experiment for FqiAllocation {
                 epochs: c.epochs,
                 batch_size: c.batch_size,
                 adam: AdamConfig::with_lr(c.lr),
+                average_last_epochs: c.average_last_epochs,
             })
         };
         let enumeration = || EnumerationMaximizer::new(space.clone(), MAX_ENUMERATED);

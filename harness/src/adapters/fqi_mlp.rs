@@ -190,6 +190,7 @@ impl Experiment for FqiMlp {
             epochs: c.epochs,
             batch_size: c.batch_size,
             adam: AdamConfig::with_lr(c.lr),
+            average_last_epochs: 0,
         })?;
         let space = task.space.clone();
         match c.maximizer {
