@@ -127,6 +127,69 @@ fn equals_enumeration_of(backend: MilpBackend, states: u64, scaled: bool) {
     );
 }
 
+/// The mean of three critics (`MlpQ::mean_of`, one network three times as wide, behind
+/// the shared input scaling) is maximized by the ReLU-MILP as enumeration maximizes the
+/// mean of the three critics' values.
+#[test]
+fn relu_milp_maximizes_a_mean_of_critics_as_enumeration_of_their_mean() {
+    let space = Allocation::small().unwrap().model().integer_space().clone();
+    let (lower, upper): (Vec<f64>, Vec<f64>) = (
+        [0.0; 3]
+            .into_iter()
+            .chain(space.lower.iter().map(|&l| l as f64))
+            .collect(),
+        [8.0; 3]
+            .into_iter()
+            .chain(space.upper.iter().map(|&u| u as f64))
+            .collect(),
+    );
+    let scaling = InputScaling::from_bounds(&lower, &upper).unwrap();
+    let parts: Vec<MlpQ> = (0..3)
+        .map(|k| {
+            relu_q(&[3 + 6, 5, 1], 3, 70 + k)
+                .with_input_scaling(scaling.clone())
+                .unwrap()
+        })
+        .collect();
+    let mean = MlpQ::mean_of(&parts).unwrap();
+    assert_eq!(mean.network().sizes(), &[9, 15, 1]);
+    let milp = ReluMilpMaximizer::new(ActionSpace::Integer(space.clone())).unwrap();
+    let (mut ws, mut mean_ws) = (milp.workspace(), mean.workspace());
+    let mut part_ws: Vec<_> = parts.iter().map(|q| q.workspace()).collect();
+    let mut rng = RunSeed(23).stream("states");
+    let mut action = vec![0.0; 6];
+    for k in 0..100 {
+        let state: Vec<f64> = (0..3).map(|_| rng.gen_range(0.0..8.0)).collect();
+        let (mut best, mut second) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+        let mut best_action = vec![];
+        for_each_feasible(&space, |x| {
+            let a: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+            let mut sum = 0.0;
+            for (q, qws) in parts.iter().zip(&mut part_ws) {
+                sum += q.value(qws, &state, &a).unwrap();
+            }
+            let v = sum / 3.0;
+            let wide = mean.value(&mut mean_ws, &state, &a).unwrap();
+            assert!((wide - v).abs() <= 1e-5 * (1.0 + v.abs()), "{wide} vs {v}");
+            if v > best {
+                (second, best, best_action) = (best, v, a);
+            } else if v > second {
+                second = v;
+            }
+            ControlFlow::<()>::Continue(())
+        })
+        .unwrap();
+        let found = milp
+            .maximize(&mean, &mut mean_ws, &mut ws, &state, &mut action, &mut rng)
+            .unwrap();
+        assert!(
+            action == best_action || (best - found.value <= 1e-5 && best - second <= 1e-5),
+            "state {k}: milp {} at {action:?}, enumeration {best} at {best_action:?}",
+            found.value
+        );
+    }
+}
+
 /// Every point of a `points`-per-axis grid over `[low, high]` (1-D or 2-D): the best value.
 fn grid_max(q: &MlpQ, state: &[f64], low: &[f64], high: &[f64], points: usize) -> f64 {
     let mut ws = q.workspace_for_batch(points);

@@ -35,6 +35,73 @@ fn bad_fqi_allocation_values_are_named() {
     assert!(e.to_string().contains("huge"), "{e}");
     let e = error_of("pionts = 10");
     assert!(e.to_string().contains("pionts"), "{e}");
+    let e = error_of("q = \"mlp\"\nmaximizer = \"relu_milp\"\nmean_q_of_last = [2]");
+    assert_eq!(e.key, "experiment.f.params.mean_q_of_last", "{e}");
+    for ks in ["[1]", "[2, 31]"] {
+        let e = error_of(&format!(
+            "q = \"mlp\"\nmaximizer = \"enumerate\"\niterations = 30\nmean_q_of_last = {ks}"
+        ));
+        assert_eq!(e.key, "experiment.f.params.mean_q_of_last", "{e}");
+    }
+}
+
+const MEAN_Q: &str = r#"
+[[experiment]]
+name = "mlp"
+algorithm = "fqi_explicit"
+environment = "SequentialAllocation"
+seeds = [0]
+[experiment.params]
+q = "mlp"
+maximizer = "enumerate"
+width = 4
+points = 200
+iterations = 4
+epochs = 2
+[experiment.sweep]
+mean_q_of_last = [[], [2, 4]]
+"#;
+
+/// Evaluating the mean of the last iterates changes nothing of the run: the last q's
+/// metrics are the run's without it, bit for bit; the mean's policies are evaluated too.
+#[test]
+fn mean_q_policies_are_evaluated_beside_an_unchanged_run() {
+    let dir = TempDir::new("fqi-allocation-mean-q");
+    let grid = Grid::load(&dir.grid("tiny_mean_q.toml", MEAN_Q)).unwrap();
+    let out = dir.path().join("results");
+    let options = RunOptions {
+        threads: Some(2),
+        progress: false,
+        ..RunOptions::new(&out)
+    };
+    let report = run_grid(&grid, &options).unwrap();
+    assert_eq!(report.ran(), vec![0, 1], "{:?}", report.outcomes);
+    let results = |cell: usize| -> Vec<(u64, String, f64)> {
+        let s = shard::finished(&out, &grid, &grid.cells[cell]).unwrap();
+        assert_eq!(s.status, Status::Ok);
+        s.metrics
+            .iter()
+            .filter(|m| !m.metric.ends_with("seconds"))
+            .map(|m| (m.step, m.metric.clone(), m.value))
+            .collect()
+    };
+    let (plain, averaged) = (results(0), results(1));
+    let (mean, last): (Vec<_>, Vec<_>) =
+        averaged.into_iter().partition(|m| m.1.contains("_mean_q"));
+    assert_eq!(last, plain);
+    let value = |name: &str| {
+        mean.iter()
+            .find(|m| m.1 == name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .2
+    };
+    let optimum = plain.iter().find(|m| m.1 == "optimal_value").unwrap().2;
+    for k in [2, 4] {
+        assert!(value(&format!("greedy_value_mean_q{k}")) <= optimum + 1e-6);
+        assert!(value(&format!("value_gap_percent_mean_q{k}")) >= -1e-6);
+        assert!((0.0..=1.0).contains(&value(&format!("optimal_action_share_mean_q{k}"))));
+    }
+    assert_eq!(mean.len(), 6);
 }
 
 const TINY: &str = r#"

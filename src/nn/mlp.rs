@@ -176,6 +176,76 @@ impl<T: Scalar> Mlp<T> {
         self.layout == other.layout && self.hidden == other.hidden && self.output == other.output
     }
 
+    /// One network whose output is the mean of the outputs of `networks` (all of one
+    /// architecture, with an identity output): their hidden layers side by side, the first
+    /// layer's weights stacked, the hidden layers' block-diagonal, the output layer's
+    /// scaled by 1/K. It is a ReLU network like its parts, so a policy greedy with respect
+    /// to an average of q-functions can go to any maximizer (Averaged-DQN, Anschel et al.
+    /// 2017, averages q over its last iterates).
+    pub fn mean_of(networks: &[Mlp<T>]) -> Result<Mlp<T>> {
+        let first = networks
+            .first()
+            .ok_or_else(|| Error::invalid("networks", "an average of no networks"))?;
+        if let Some(k) = networks.iter().position(|n| !first.same_architecture(n)) {
+            return Err(Error::invalid(
+                "networks",
+                format!("network {k} has another architecture than network 0"),
+            ));
+        }
+        if first.output != Activation::Identity {
+            return Err(Error::invalid(
+                "networks",
+                "the mean of outputs is one network only with an identity output activation",
+            ));
+        }
+        let count = networks.len();
+        let layers = first.layout.num_layers();
+        let sizes = first.sizes();
+        let wide: Vec<usize> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| if i == 0 || i == layers { w } else { w * count })
+            .collect();
+        let mut mean = Mlp::zeros(&wide, first.hidden, first.output)?;
+        let share = T::from_f64(1.0 / count as f64);
+        for layer in 0..layers {
+            let (inputs, outputs) = first.layout.layer_dims(layer);
+            let (wide_outputs, wide_weights, wide_bias) = {
+                let (_, wide_outputs) = mean.layout.layer_dims(layer);
+                (
+                    wide_outputs,
+                    mean.layout.weights(layer),
+                    mean.layout.bias(layer),
+                )
+            };
+            let last = layer + 1 == layers;
+            for (k, network) in networks.iter().enumerate() {
+                // Block k takes its inputs from block k of the layer below (all of the
+                // shared input in layer 0) and writes its outputs into block k (into the
+                // shared output in the last layer, scaled by 1/K).
+                let row_offset = if layer == 0 { 0 } else { k * inputs };
+                let column_offset = if last { 0 } else { k * outputs };
+                let weights = network.weights(layer);
+                for i in 0..inputs {
+                    let row = wide_weights.start + (row_offset + i) * wide_outputs + column_offset;
+                    let source = &weights[i * outputs..(i + 1) * outputs];
+                    for (target, &w) in mean.params[row..row + outputs].iter_mut().zip(source) {
+                        *target = if last { *target + w * share } else { w };
+                    }
+                }
+                let bias = &mut mean.params[wide_bias.clone()];
+                for (j, &b) in network.bias(layer).iter().enumerate() {
+                    if last {
+                        bias[j] += b * share;
+                    } else {
+                        bias[column_offset + j] = b;
+                    }
+                }
+            }
+        }
+        Ok(mean)
+    }
+
     /// A workspace for batches of up to `max_batch` rows.
     pub fn workspace(&self, max_batch: usize) -> Workspace<T> {
         Workspace::new(&self.layout, max_batch)

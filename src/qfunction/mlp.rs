@@ -123,6 +123,27 @@ impl MlpQ {
         Self::new(Mlp::new(config, rng)?, state_dim)
     }
 
+    /// The critic q̄ = (1/K) Σₖ qₖ of critics of one architecture and input scaling, as one
+    /// wider network ([`Mlp::mean_of`]), so a maximizer of q̄ is any maximizer of an `MlpQ`.
+    pub fn mean_of(qs: &[MlpQ]) -> Result<Self> {
+        let first = qs
+            .first()
+            .ok_or_else(|| Error::invalid("qs", "an average of no critics"))?;
+        if let Some(k) = qs
+            .iter()
+            .position(|q| q.state_dim != first.state_dim || q.scaling != first.scaling)
+        {
+            return Err(Error::invalid(
+                "qs",
+                format!("critic {k} has another state dimension or input scaling than critic 0"),
+            ));
+        }
+        let networks: Vec<Mlp<f32>> = qs.iter().map(|q| q.network.clone()).collect();
+        let mut mean = MlpQ::new(Mlp::mean_of(&networks)?, first.state_dim)?;
+        mean.scaling = first.scaling.clone();
+        Ok(mean)
+    }
+
     pub fn network(&self) -> &Mlp<f32> {
         &self.network
     }

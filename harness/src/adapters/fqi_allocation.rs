@@ -11,13 +11,16 @@
 //! - `q = "mlp"`: a ReLU network on `[s, x]` with one hidden layer of `width` units,
 //!   fitted by minibatch Adam; `maximizer = "relu_milp"` (exact big-M MILP) or `"enumerate"`.
 //!   `scale_inputs = true` maps each input from its range onto [−1, 1] first;
-//!   `average_last_epochs = k` makes each fit's θ the mean of its last k epochs' iterates.
+//!   `average_last_epochs = k` makes each fit's θ the mean of its last k epochs' iterates;
+//!   `mean_q_of_last = [K, …]` also evaluates, for each K, the greedy policy of the mean of
+//!   the last K iterates' q (`MlpQ::mean_of`, one network K times as wide; enumeration).
 //!
 //! On `instance = "small"` (9 801 states, 102 actions) the greedy policy of the last q,
 //! computed by the run's own maximizer at every state, is evaluated exactly:
 //! `optimal_value` (value iteration, E v*(s₀)), `greedy_value`, `value_gap_percent`
 //! (100 · (v* − v^π) / v*), `optimal_action_share` (states where the greedy action is
-//! optimal: q*(s, x) within 1e-6 of v*(s)). On `instance = "large"` (1 211 287 actions per
+//! optimal: q*(s, x) within 1e-6 of v*(s)); with `mean_q_of_last`, the same three per K
+//! with the suffix `_mean_q{K}`. On `instance = "large"` (1 211 287 actions per
 //! state, too many states to enumerate) only the time is measured.
 //!
 //! Metrics per iteration (step n = fits done): `fit_loss`, `target_seconds` (step 3.2:
@@ -25,6 +28,7 @@
 //! `maximize_seconds` (mean per call over the run), `iterations`, `run_seconds`, and the
 //! values above.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -32,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use policy_param::algo::{
     AdamFit, AdamFitSettings, Fit, FittedQIteration, FqiParams, LeastSquares, Transitions,
 };
-use policy_param::env::allocation::{count_feasible, SequentialAllocation};
+use policy_param::env::allocation::{count_feasible, OptimalSolution, SequentialAllocation};
 use policy_param::env::ActionSpace;
 use policy_param::maximize::{
     EnumerationMaximizer, Maximizer, MilpMaximizer, QFunction, ReluMilpMaximizer,
@@ -115,6 +119,11 @@ pub struct Config {
     /// `average_last_epochs` epochs (≤ epochs; tail averaging). Default 0: the last iterate.
     #[serde(skip_serializing_if = "is_zero")]
     pub average_last_epochs: usize,
+    /// For each K listed (2 ≤ K ≤ iterations), the greedy policy of q̄ = (1/K) Σ of the
+    /// last K iterates' q is evaluated beside the last q's (mlp q, enumeration only).
+    /// Default empty: the last q alone, as the chapter.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mean_q_of_last: Vec<usize>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -137,6 +146,7 @@ impl Default for Config {
             lr: 3e-3,
             scale_inputs: false,
             average_last_epochs: 0,
+            mean_q_of_last: Vec::new(),
         }
     }
 }
@@ -204,6 +214,31 @@ impl Experiment for FqiAllocation {
                 ),
             ));
         }
+        if !c.mean_q_of_last.is_empty()
+            && (c.q, c.maximizer) != (QForm::Mlp, IntegerMaximizer::Enumerate)
+        {
+            return Err(Invalid::new(
+                "mean_q_of_last",
+                "averages mlp q's and maximizes by enumeration (q = \"mlp\", maximizer = \"enumerate\"): \
+                 a mean of K networks is one K times as wide, too large a ReLU-MILP",
+            ));
+        }
+        if let Some(&k) = c
+            .mean_q_of_last
+            .iter()
+            .find(|&&k| k < 2 || k > c.iterations)
+        {
+            return Err(Invalid::new(
+                "mean_q_of_last",
+                format!("{k} is not between 2 and the {} iterations", c.iterations),
+            ));
+        }
+        if !c.mean_q_of_last.is_empty() && c.instance == Instance::Large {
+            return Err(Invalid::new(
+                "mean_q_of_last",
+                "evaluates greedy policies, which only the small instance has",
+            ));
+        }
         positive("lr", c.lr)
     }
 
@@ -255,14 +290,21 @@ impl Experiment for FqiAllocation {
         match (c.q, c.maximizer) {
             (QForm::Affine, IntegerMaximizer::Milp) => {
                 let milp = MilpMaximizer::new(space.clone())?;
-                run.fqi(affine_q()?, milp, least_squares()?, data, ctx)
+                run.fqi(affine_q()?, milp, least_squares()?, data, ctx, no_mean)
             }
-            (QForm::Affine, _) => run.fqi(affine_q()?, enumeration()?, least_squares()?, data, ctx),
+            (QForm::Affine, _) => run.fqi(
+                affine_q()?,
+                enumeration()?,
+                least_squares()?,
+                data,
+                ctx,
+                no_mean,
+            ),
             (QForm::Mlp, IntegerMaximizer::ReluMilp) => {
                 let exact = ReluMilpMaximizer::new(ActionSpace::Integer(space.clone()))?;
-                run.fqi(mlp_q()?, exact, adam()?, data, ctx)
+                run.fqi(mlp_q()?, exact, adam()?, data, ctx, MlpQ::mean_of)
             }
-            (QForm::Mlp, _) => run.fqi(mlp_q()?, enumeration()?, adam()?, data, ctx),
+            (QForm::Mlp, _) => run.fqi(mlp_q()?, enumeration()?, adam()?, data, ctx, MlpQ::mean_of),
         }
     }
 }
@@ -288,20 +330,35 @@ struct Run<'a> {
     params: FqiParams,
 }
 
+/// `check` allows `mean_q_of_last` with an mlp q only.
+fn no_mean(
+    _: &[LinearQ<ActionAffineFeatures>],
+) -> policy_param::Result<LinearQ<ActionAffineFeatures>> {
+    Err(policy_param::Error::invalid(
+        "mean_q_of_last",
+        "averages mlp q's only",
+    ))
+}
+
 impl Run<'_> {
-    /// FQI from q's initial parameters on `data`, then the greedy policy's evaluation.
-    fn fqi<Q: QFunction, M: Maximizer, F: Fit<Q>>(
+    /// FQI from q's initial parameters on `data`, then the greedy policies' evaluation:
+    /// the last q's, and the mean (`mean_of`) of the last K iterates' for each K of
+    /// `mean_q_of_last`.
+    fn fqi<Q: QFunction + Clone, M: Maximizer, F: Fit<Q>>(
         &self,
         q: Q,
         maximizer: M,
         fit: F,
         data: Transitions,
         ctx: &mut CellContext,
+        mean_of: fn(&[Q]) -> policy_param::Result<Q>,
     ) -> Result<(), CellError> {
         let mut fqi = FittedQIteration::new(&self.params, q, maximizer, fit, data)?;
         ctx.set_total(self.c.iterations as u64);
         let start = Instant::now();
         let (mut target_seconds, mut calls) = (0.0, 0usize);
+        let kept = self.c.mean_q_of_last.iter().copied().max().unwrap_or(0);
+        let mut last_iterates: VecDeque<Q> = VecDeque::with_capacity(kept);
         loop {
             let report = fqi.step()?;
             let step = fqi.iteration() as u64;
@@ -316,6 +373,12 @@ impl Run<'_> {
             ctx.record(step, "iteration_seconds", report.wall_time.as_secs_f64());
             target_seconds += report.target_time.as_secs_f64();
             calls += report.maximize_calls;
+            if kept > 0 && fqi.iteration() + kept > self.c.iterations {
+                if last_iterates.len() == kept {
+                    last_iterates.pop_front();
+                }
+                last_iterates.push_back(fqi.q().clone());
+            }
             ctx.advance();
             if fqi.iteration() >= self.c.iterations {
                 break;
@@ -325,41 +388,59 @@ impl Run<'_> {
         ctx.record(0, "run_seconds", start.elapsed().as_secs_f64());
         ctx.record(0, "maximize_seconds", target_seconds / calls.max(1) as f64);
         if self.c.instance == Instance::Small {
-            self.evaluate(fqi.q(), fqi.maximizer(), ctx)?;
+            let actions = self.mdp.enumerate_actions()?;
+            let optimum =
+                self.mdp
+                    .value_iteration(&actions, self.c.gamma, VALUE_TOLERANCE, MAX_SWEEPS)?;
+            ctx.record(0, "states", optimum.value.values.len() as f64);
+            ctx.record(0, "optimal_value", optimum.value.initial_value);
+            self.evaluate(fqi.q(), fqi.maximizer(), &optimum, "", ctx)?;
+            let iterates = last_iterates.make_contiguous();
+            for &k in &self.c.mean_q_of_last {
+                let mean = mean_of(&iterates[iterates.len() - k..])?;
+                self.evaluate(
+                    &mean,
+                    fqi.maximizer(),
+                    &optimum,
+                    &format!("_mean_q{k}"),
+                    ctx,
+                )?;
+            }
         }
         Ok(())
     }
 
-    /// The greedy policy of `q` at every state, evaluated exactly against the optimum.
+    /// The greedy policy of `q` at every state, evaluated exactly against the optimum;
+    /// its metrics' names end in `suffix`.
     fn evaluate<Q: QFunction, M: Maximizer>(
         &self,
         q: &Q,
         maximizer: &M,
+        optimum: &OptimalSolution,
+        suffix: &str,
         ctx: &mut CellContext,
     ) -> Result<(), CellError> {
-        let mdp = self.mdp;
-        let gamma = self.c.gamma;
-        let actions = mdp.enumerate_actions()?;
-        let optimum = mdp.value_iteration(&actions, gamma, VALUE_TOLERANCE, MAX_SWEEPS)?;
         let mut rng = self.seed.stream("greedy-policy");
-        let greedy = mdp.evaluate_greedy(
+        let greedy = self.mdp.evaluate_greedy(
             q,
             maximizer,
-            &optimum,
+            optimum,
             VALUE_TOLERANCE,
             MAX_SWEEPS,
             &mut rng,
         )?;
         let (v_star, v_pi) = (optimum.value.initial_value, greedy.value.initial_value);
-        ctx.record(0, "states", optimum.value.values.len() as f64);
-        ctx.record(0, "optimal_value", v_star);
-        ctx.record(0, "greedy_value", v_pi);
+        ctx.record(0, &format!("greedy_value{suffix}"), v_pi);
         ctx.record(
             0,
-            "value_gap_percent",
+            &format!("value_gap_percent{suffix}"),
             100.0 * (v_star - v_pi) / v_star.abs(),
         );
-        ctx.record(0, "optimal_action_share", greedy.optimal_share);
+        ctx.record(
+            0,
+            &format!("optimal_action_share{suffix}"),
+            greedy.optimal_share,
+        );
         Ok(())
     }
 }

@@ -77,6 +77,60 @@ fn forward_matches_the_definition_and_rows_do_not_interact() {
 }
 
 #[test]
+fn the_mean_network_computes_the_mean_of_its_parts() {
+    for (sizes, hidden) in [
+        (&[3usize, 5, 4, 2][..], Activation::Relu),
+        (&[8, 32, 1], Activation::Relu),
+        (&[2, 6, 1], Activation::Tanh),
+        (&[4, 3], Activation::Relu),
+    ] {
+        let config = MlpConfig::new(sizes).hidden(hidden);
+        for count in [1usize, 3, 7] {
+            let parts: Vec<Mlp<f64>> = (0..count)
+                .map(|k| Mlp::new(&config, &mut rng(40 + k as u64)).expect("valid config"))
+                .collect();
+            let mean = Mlp::mean_of(&parts).expect("one architecture");
+            let hidden_widths = &mean.sizes()[1..sizes.len() - 1];
+            assert!(hidden_widths
+                .iter()
+                .zip(&sizes[1..sizes.len() - 1])
+                .all(|(&w, &s)| w == s * count));
+            let input = uniform_vec::<f64>(23 * sizes[0], &mut rng(50));
+            let got = forward_by_definition(&mean, &input);
+            let outputs: Vec<Vec<f64>> = parts
+                .iter()
+                .map(|p| forward_by_definition(p, &input))
+                .collect();
+            for (i, &g) in got.iter().enumerate() {
+                let want = outputs.iter().map(|o| o[i]).sum::<f64>() / count as f64;
+                assert!(
+                    (g - want).abs() <= 1e-12 * (1.0 + want.abs()),
+                    "{sizes:?} × {count}: {g} vs {want}"
+                );
+            }
+            // The output is not any single part's (unless there is one).
+            if count > 1 {
+                assert!(got
+                    .iter()
+                    .zip(&outputs[0])
+                    .any(|(g, o)| (g - o).abs() > 1e-3));
+            }
+        }
+    }
+    let config = MlpConfig::new(&[3, 5, 1]);
+    let a = Mlp::<f64>::new(&config, &mut rng(1)).expect("valid config");
+    let b = Mlp::<f64>::new(&MlpConfig::new(&[3, 6, 1]), &mut rng(2)).expect("valid config");
+    let squashed = Mlp::<f64>::new(&config.clone().output(Activation::Tanh), &mut rng(3))
+        .expect("valid config");
+    assert_eq!(field_of(Mlp::mean_of(&[a.clone(), b])), "networks");
+    assert_eq!(
+        field_of(Mlp::mean_of(&[squashed.clone(), squashed])),
+        "networks"
+    );
+    assert_eq!(field_of(Mlp::<f64>::mean_of(&[])), "networks");
+}
+
+#[test]
 fn every_backend_computes_the_same_forward_and_backward_in_f32() {
     let config = MlpConfig::new(&[16, 64, 48, 3]).hidden(Activation::Tanh);
     let mlp = Mlp::<f32>::new(&config, &mut rng(5)).expect("valid config");
