@@ -21,6 +21,37 @@ fn error_of(params: &str) -> policy_param_harness::ConfigError {
     }
 }
 
+/// Runs the grid `text` on 2 threads in a fresh directory, checks that its `count` cells
+/// ran, and returns each cell's metrics but the timings, as (step, name, value).
+fn run_cells(name: &str, text: &str, count: usize) -> Vec<Vec<(u64, String, f64)>> {
+    let dir = TempDir::new(name);
+    let grid = Grid::load(&dir.grid(&format!("{name}.toml"), text)).unwrap();
+    let out = dir.path().join("results");
+    let options = RunOptions {
+        threads: Some(2),
+        progress: false,
+        ..RunOptions::new(&out)
+    };
+    let report = run_grid(&grid, &options).unwrap();
+    assert_eq!(
+        report.ran(),
+        (0..count).collect::<Vec<_>>(),
+        "{:?}",
+        report.outcomes
+    );
+    (0..count)
+        .map(|cell| {
+            let s = shard::finished(&out, &grid, &grid.cells[cell]).unwrap();
+            assert_eq!(s.status, Status::Ok);
+            s.metrics
+                .iter()
+                .filter(|m| !m.metric.ends_with("seconds"))
+                .map(|m| (m.step, m.metric.clone(), m.value))
+                .collect()
+        })
+        .collect()
+}
+
 #[test]
 fn bad_fqi_allocation_values_are_named() {
     let e = error_of("q = \"affine\"\nmaximizer = \"relu_milp\"");
@@ -66,26 +97,8 @@ mean_q_of_last = [[], [2, 4]]
 /// metrics are the run's without it, bit for bit; the mean's policies are evaluated too.
 #[test]
 fn mean_q_policies_are_evaluated_beside_an_unchanged_run() {
-    let dir = TempDir::new("fqi-allocation-mean-q");
-    let grid = Grid::load(&dir.grid("tiny_mean_q.toml", MEAN_Q)).unwrap();
-    let out = dir.path().join("results");
-    let options = RunOptions {
-        threads: Some(2),
-        progress: false,
-        ..RunOptions::new(&out)
-    };
-    let report = run_grid(&grid, &options).unwrap();
-    assert_eq!(report.ran(), vec![0, 1], "{:?}", report.outcomes);
-    let results = |cell: usize| -> Vec<(u64, String, f64)> {
-        let s = shard::finished(&out, &grid, &grid.cells[cell]).unwrap();
-        assert_eq!(s.status, Status::Ok);
-        s.metrics
-            .iter()
-            .filter(|m| !m.metric.ends_with("seconds"))
-            .map(|m| (m.step, m.metric.clone(), m.value))
-            .collect()
-    };
-    let (plain, averaged) = (results(0), results(1));
+    let cells = run_cells("tiny_mean_q", MEAN_Q, 2);
+    let (plain, averaged) = (cells[0].clone(), cells[1].clone());
     let (mean, last): (Vec<_>, Vec<_>) =
         averaged.into_iter().partition(|m| m.1.contains("_mean_q"));
     assert_eq!(last, plain);
@@ -134,26 +147,8 @@ maximizer = ["relu_milp", "enumerate"]
 
 #[test]
 fn exact_maximizers_give_enumerations_runs_and_no_policy_beats_the_optimum() {
-    let dir = TempDir::new("fqi-allocation");
-    let grid = Grid::load(&dir.grid("tiny_fqi_allocation.toml", TINY)).unwrap();
-    let out = dir.path().join("results");
-    let options = RunOptions {
-        threads: Some(2),
-        progress: false,
-        ..RunOptions::new(&out)
-    };
-    let report = run_grid(&grid, &options).unwrap();
-    assert_eq!(report.ran(), vec![0, 1, 2, 3], "{:?}", report.outcomes);
-    // Every metric but the timings, by (step, name).
-    let results = |cell: usize| -> Vec<(u64, String, f64)> {
-        let s = shard::finished(&out, &grid, &grid.cells[cell]).unwrap();
-        assert_eq!(s.status, Status::Ok);
-        s.metrics
-            .iter()
-            .filter(|m| !m.metric.ends_with("seconds"))
-            .map(|m| (m.step, m.metric.clone(), m.value))
-            .collect()
-    };
+    let cells = run_cells("tiny_fqi_allocation", TINY, 4);
+    let results = |cell: usize| cells[cell].clone();
     // The maximum values agree, so the targets and fits do: to the bit for the ReLU-MILP,
     // which returns q at its action through the network as enumeration does; to rounding
     // for the affine q, whose MILP value c₀ + cᵀa rounds differently from θᵀφ. The greedy
