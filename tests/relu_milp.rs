@@ -60,19 +60,23 @@ fn equals_enumeration(backend: MilpBackend, states: u64) {
     equals_enumeration_of(backend, states, false);
 }
 
+/// The allocation task's inputs onto [−1, 1]: 3 demands from [0, 8], then the shipments
+/// from their bounds.
+fn allocation_scaling(space: &IntegerSpace) -> InputScaling {
+    let lower: Vec<f64> = [0.0; 3]
+        .into_iter()
+        .chain(space.lower.iter().map(|&l| l as f64))
+        .collect();
+    let upper: Vec<f64> = [8.0; 3]
+        .into_iter()
+        .chain(space.upper.iter().map(|&u| u as f64))
+        .collect();
+    InputScaling::from_bounds(&lower, &upper).unwrap()
+}
+
 fn equals_enumeration_of(backend: MilpBackend, states: u64, scaled: bool) {
     let space = Allocation::small().unwrap().model().integer_space().clone();
-    let scaling = {
-        let lower: Vec<f64> = [0.0; 3]
-            .into_iter()
-            .chain(space.lower.iter().map(|&l| l as f64))
-            .collect();
-        let upper: Vec<f64> = [8.0; 3]
-            .into_iter()
-            .chain(space.upper.iter().map(|&u| u as f64))
-            .collect();
-        InputScaling::from_bounds(&lower, &upper).unwrap()
-    };
+    let scaling = allocation_scaling(&space);
     let milp = ReluMilpMaximizer::new(ActionSpace::Integer(space.clone()))
         .unwrap()
         .with_backend(backend);
@@ -133,17 +137,7 @@ fn equals_enumeration_of(backend: MilpBackend, states: u64, scaled: bool) {
 #[test]
 fn relu_milp_maximizes_a_mean_of_critics_as_enumeration_of_their_mean() {
     let space = Allocation::small().unwrap().model().integer_space().clone();
-    let (lower, upper): (Vec<f64>, Vec<f64>) = (
-        [0.0; 3]
-            .into_iter()
-            .chain(space.lower.iter().map(|&l| l as f64))
-            .collect(),
-        [8.0; 3]
-            .into_iter()
-            .chain(space.upper.iter().map(|&u| u as f64))
-            .collect(),
-    );
-    let scaling = InputScaling::from_bounds(&lower, &upper).unwrap();
+    let scaling = allocation_scaling(&space);
     let parts: Vec<MlpQ> = (0..3)
         .map(|k| {
             relu_q(&[3 + 6, 5, 1], 3, 70 + k)

@@ -148,21 +148,20 @@ maximizer = ["relu_milp", "enumerate"]
 #[test]
 fn exact_maximizers_give_enumerations_runs_and_no_policy_beats_the_optimum() {
     let cells = run_cells("tiny_fqi_allocation", TINY, 4);
-    let results = |cell: usize| cells[cell].clone();
     // The maximum values agree, so the targets and fits do: to the bit for the ReLU-MILP,
     // which returns q at its action through the network as enumeration does; to rounding
     // for the affine q, whose MILP value c₀ + cᵀa rounds differently from θᵀφ. The greedy
     // policies may differ where q ties (the tiny network below has flat directions), so
     // only the fits are compared.
     for (exact, enumeration, rtol) in [(0, 1, 1e-12), (2, 3, 0.0)] {
-        let (a, b) = (results(exact), results(enumeration));
+        let (a, b) = (&cells[exact], &cells[enumeration]);
         let fits = |r: &[(u64, String, f64)]| -> Vec<(u64, f64)> {
             r.iter()
                 .filter(|m| m.1 == "fit_loss")
                 .map(|m| (m.0, m.2))
                 .collect()
         };
-        let (fa, fb) = (fits(&a), fits(&b));
+        let (fa, fb) = (fits(a), fits(b));
         assert!(!fa.is_empty());
         assert_eq!(fa.len(), fb.len());
         for (x, y) in fa.iter().zip(&fb) {

@@ -210,14 +210,8 @@ impl<T: Scalar> Mlp<T> {
         let share = T::from_f64(1.0 / count as f64);
         for layer in 0..layers {
             let (inputs, outputs) = first.layout.layer_dims(layer);
-            let (wide_outputs, wide_weights, wide_bias) = {
-                let (_, wide_outputs) = mean.layout.layer_dims(layer);
-                (
-                    wide_outputs,
-                    mean.layout.weights(layer),
-                    mean.layout.bias(layer),
-                )
-            };
+            let (_, wide_outputs) = mean.layout.layer_dims(layer);
+            let (wide_weights, wide_bias) = (mean.layout.weights(layer), mean.layout.bias(layer));
             let last = layer + 1 == layers;
             for (k, network) in networks.iter().enumerate() {
                 // Block k takes its inputs from block k of the layer below (all of the

@@ -28,7 +28,6 @@
 //! `maximize_seconds` (mean per call over the run), `iterations`, `run_seconds`, and the
 //! values above.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -358,7 +357,8 @@ impl Run<'_> {
         let start = Instant::now();
         let (mut target_seconds, mut calls) = (0.0, 0usize);
         let kept = self.c.mean_q_of_last.iter().copied().max().unwrap_or(0);
-        let mut last_iterates: VecDeque<Q> = VecDeque::with_capacity(kept);
+        // The q's of the last `kept` iterations (all N run), oldest first.
+        let mut last_iterates: Vec<Q> = Vec::with_capacity(kept);
         loop {
             let report = fqi.step()?;
             let step = fqi.iteration() as u64;
@@ -373,11 +373,8 @@ impl Run<'_> {
             ctx.record(step, "iteration_seconds", report.wall_time.as_secs_f64());
             target_seconds += report.target_time.as_secs_f64();
             calls += report.maximize_calls;
-            if kept > 0 && fqi.iteration() + kept > self.c.iterations {
-                if last_iterates.len() == kept {
-                    last_iterates.pop_front();
-                }
-                last_iterates.push_back(fqi.q().clone());
+            if fqi.iteration() + kept > self.c.iterations {
+                last_iterates.push(fqi.q().clone());
             }
             ctx.advance();
             if fqi.iteration() >= self.c.iterations {
@@ -395,9 +392,8 @@ impl Run<'_> {
             ctx.record(0, "states", optimum.value.values.len() as f64);
             ctx.record(0, "optimal_value", optimum.value.initial_value);
             self.evaluate(fqi.q(), fqi.maximizer(), &optimum, "", ctx)?;
-            let iterates = last_iterates.make_contiguous();
             for &k in &self.c.mean_q_of_last {
-                let mean = mean_of(&iterates[iterates.len() - k..])?;
+                let mean = mean_of(&last_iterates[kept - k..])?;
                 self.evaluate(
                     &mean,
                     fqi.maximizer(),
