@@ -437,7 +437,17 @@ mod tests {
         let mut rng = crate::rng::Rng::seed_from_u64(2);
         let shapes = SHAPES
             .iter()
-            .chain(&[(256, 256, 256), (257, 300, 513), (4, 256, 256)]);
+            // The update shapes, and last row blocks of 1 to 4 rows (the AVX-512 build's
+            // edge tile), with B packed and read in place (m ≤ 16).
+            .chain(&[
+                (256, 256, 256),
+                (257, 300, 513),
+                (4, 256, 256),
+                (3, 400, 256),
+                (256, 400, 300),
+                (14, 50, 9),
+                (15, 64, 300),
+            ]);
         for &(m, n, k) in shapes {
             let dims = Dims { m, n, k };
             let a: Vec<f32> = random(m * k, &mut rng).iter().map(|&x| x as f32).collect();

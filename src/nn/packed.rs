@@ -76,7 +76,7 @@ pub(super) fn gemm<
         unsafe { gemm_avx2_fma::<T, MR, NR>(problem) };
         return;
     }
-    gemm_body::<T, MR, NR, BASELINE_FMA>(problem)
+    gemm_body::<T, MR, NR, BASELINE_FMA, false>(problem)
 }
 
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
@@ -112,7 +112,7 @@ pub(super) fn gemm_build<
     problem: Problem<'_, T>,
 ) -> Option<()> {
     match build {
-        Build::Baseline => gemm_body::<T, MR, NR, BASELINE_FMA>(problem),
+        Build::Baseline => gemm_body::<T, MR, NR, BASELINE_FMA, false>(problem),
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         Build::Avx2 => {
             if !has_avx2_fma() {
@@ -150,13 +150,13 @@ pub(super) enum Build {
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_avx2_fma<T: Scalar, const MR: usize, const NR: usize>(problem: Problem<'_, T>) {
-    gemm_body::<T, MR, NR, true>(problem)
+    gemm_body::<T, MR, NR, true, false>(problem)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn gemm_avx512<T: Scalar, const MR: usize, const NR: usize>(problem: Problem<'_, T>) {
-    gemm_body::<T, MR, NR, true>(problem)
+    gemm_body::<T, MR, NR, true, true>(problem)
 }
 
 /// `a·b + c`, fused when the build has FMA (without it, `mul_add` is a slow library call).
@@ -170,7 +170,9 @@ fn madd<T: Scalar, const FMA: bool>(a: T, b: T, c: T) -> T {
 }
 
 #[inline(always)]
-fn gemm_body<T: Scalar, const MR: usize, const NR: usize, const FMA: bool>(p: Problem<'_, T>) {
+fn gemm_body<T: Scalar, const MR: usize, const NR: usize, const FMA: bool, const AVX512: bool>(
+    p: Problem<'_, T>,
+) {
     let Dims { m, n, k } = p.dims;
     if m == 0 || n == 0 {
         return;
@@ -199,7 +201,7 @@ fn gemm_body<T: Scalar, const MR: usize, const NR: usize, const FMA: bool>(p: Pr
         let aligned = &mut scratch[offset..offset + SCRATCH_LEN];
         // KC·MC and KC·NC are multiples of a line's worth of elements: B starts aligned too.
         let (packed_a, packed_b) = aligned.split_at_mut(MC * KC);
-        blocked::<T, MR, NR, FMA>(p, packed_a, packed_b);
+        blocked::<T, MR, NR, FMA, AVX512>(p, packed_a, packed_b);
         T::restore_scratch(scratch);
     }
 }
@@ -216,7 +218,7 @@ fn scale<T: Scalar>(c: &mut [T], beta: T) {
 
 /// The Goto loop nest over cache blocks and register tiles.
 #[inline(always)]
-fn blocked<T: Scalar, const MR: usize, const NR: usize, const FMA: bool>(
+fn blocked<T: Scalar, const MR: usize, const NR: usize, const FMA: bool, const AVX512: bool>(
     mut p: Problem<'_, T>,
     packed_a: &mut [T],
     packed_b: &mut [T],
@@ -256,7 +258,7 @@ fn blocked<T: Scalar, const MR: usize, const NR: usize, const FMA: bool>(
                 if kc * nc * std::mem::size_of::<T>() <= L1_BUDGET {
                     for ir in (0..mc).step_by(MR) {
                         for jr in (0..nc).step_by(NR) {
-                            block_tile::<T, MR, NR, FMA>(
+                            block_tile::<T, MR, NR, FMA, AVX512>(
                                 &mut p,
                                 &block,
                                 packed_a,
@@ -268,7 +270,7 @@ fn blocked<T: Scalar, const MR: usize, const NR: usize, const FMA: bool>(
                 } else {
                     for jr in (0..nc).step_by(NR) {
                         for ir in (0..mc).step_by(MR) {
-                            block_tile::<T, MR, NR, FMA>(
+                            block_tile::<T, MR, NR, FMA, AVX512>(
                                 &mut p,
                                 &block,
                                 packed_a,
@@ -297,7 +299,7 @@ struct Block<T> {
 
 /// The register tile at offset `(ir, jr)` of `block`: multiplied and stored into `C`.
 #[inline(always)]
-fn block_tile<T: Scalar, const MR: usize, const NR: usize, const FMA: bool>(
+fn block_tile<T: Scalar, const MR: usize, const NR: usize, const FMA: bool, const AVX512: bool>(
     p: &mut Problem<'_, T>,
     block: &Block<T>,
     packed_a: &[T],
@@ -313,6 +315,13 @@ fn block_tile<T: Scalar, const MR: usize, const NR: usize, const FMA: bool>(
         alpha: p.alpha,
         beta: block.beta,
     };
+    #[cfg(target_arch = "x86_64")]
+    if AVX512 && MR == 12 && rows <= EDGE_ROWS {
+        // SAFETY: the AVX-512 build runs only on a CPU with the features the edge kernel
+        // is compiled with.
+        unsafe { edge_tile_avx512::<T, MR, NR>(p, block, packed_a, packed_b, (ir, jr), tile) };
+        return;
+    }
     if block.read_b_in_place && tile.cols == NR {
         let start = pc * p.b_row + tile.origin.1;
         let b = RowsOfB::<T, NR>::new(&p.b[start..], p.b_row, kc);
@@ -320,6 +329,88 @@ fn block_tile<T: Scalar, const MR: usize, const NR: usize, const FMA: bool>(
     } else {
         let b = PackedB(&packed_b[jr * kc..][..kc * NR]);
         tile_with_b::<T, _, MR, NR, FMA>(p, block, packed_a, &b, (ir, rows), tile);
+    }
+}
+
+/// Rows up to which the AVX-512 build computes a block's last rows with a `4×NR` tile
+/// ([`edge_tile_avx512`]) instead of a full `12×NR` one whose extra rows repeat the last.
+const EDGE_ROWS: usize = 4;
+
+/// The last `rows ≤ EDGE_ROWS` rows of a block in the AVX-512 build: `m = 256` leaves 4
+/// rows after 21 tiles of 12, and a first layer's weight gradient has 3 or 4 rows in all,
+/// so a 12-row tile would spend 2 or 3 times the multiply-adds it keeps. Each element still
+/// sums its depth in the same order (the same bits). Compiled apart (`inline(never)`): inlined
+/// beside the 12-row kernel, the extra tile changed how LLVM vectorized that kernel and
+/// slowed the weight gradients fourfold.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline(never)]
+unsafe fn edge_tile_avx512<T: Scalar, const MR: usize, const NR: usize>(
+    p: &mut Problem<'_, T>,
+    block: &Block<T>,
+    packed_a: &[T],
+    packed_b: &[T],
+    (ir, jr): (usize, usize),
+    tile: Tile<T>,
+) {
+    let (kc, pc, n) = (block.kc, block.pc, p.dims.n);
+    let rows = tile.rows;
+    debug_assert!(rows <= EDGE_ROWS && EDGE_ROWS <= MR);
+    let in_place_b = block.read_b_in_place && tile.cols == NR;
+    let start = pc * p.b_row + tile.origin.1;
+    if block.read_a_in_place {
+        let a = RowsOfA::<T, EDGE_ROWS>(std::array::from_fn(|i| {
+            let row = tile.origin.0 + i.min(rows - 1);
+            &p.a[row * p.a_row + pc..][..kc]
+        }));
+        if in_place_b {
+            let b = RowsOfB::<T, NR>::new(&p.b[start..], p.b_row, kc);
+            edge_multiply::<T, _, _, NR>(&a, &b, p.c, n, tile);
+        } else {
+            let b = PackedB(&packed_b[jr * kc..][..kc * NR]);
+            edge_multiply::<T, _, _, NR>(&a, &b, p.c, n, tile);
+        }
+    } else {
+        // A packed panel is MR-interleaved; the tile reads the first EDGE_ROWS of each step.
+        let a = PackedA::<T, MR>(&packed_a[ir * kc..][..kc * MR]);
+        if in_place_b {
+            let b = RowsOfB::<T, NR>::new(&p.b[start..], p.b_row, kc);
+            edge_multiply::<T, _, _, NR>(&a, &b, p.c, n, tile);
+        } else {
+            let b = PackedB(&packed_b[jr * kc..][..kc * NR]);
+            edge_multiply::<T, _, _, NR>(&a, &b, p.c, n, tile);
+        }
+    }
+}
+
+/// [`multiply_tile`] for an `EDGE_ROWS`-row tile of which only `tile.rows` are stored: the
+/// rows are stored under constant indices, so the accumulators stay in registers (a store
+/// loop bounded by `tile.rows` made LLVM spill them and ran 3-row tiles 25 times slower).
+#[inline(always)]
+fn edge_multiply<T: Scalar, A: TileA<T, EDGE_ROWS>, B: TileB<T, NR>, const NR: usize>(
+    a: &A,
+    b: &B,
+    c: &mut [T],
+    ldc: usize,
+    tile: Tile<T>,
+) {
+    let acc = accumulate::<T, A, B, EDGE_ROWS, NR, true>(a, b);
+    for (i, acc_row) in acc.iter().enumerate() {
+        if i >= tile.rows {
+            continue;
+        }
+        let start = (tile.origin.0 + i) * ldc + tile.origin.1;
+        if tile.cols == NR {
+            let c_row: &mut [T; NR] = (&mut c[start..start + NR]).try_into().expect("NR elements");
+            store_full_row(c_row, acc_row, tile.alpha, tile.beta);
+        } else {
+            store_row(
+                &mut c[start..start + tile.cols],
+                acc_row,
+                tile.alpha,
+                tile.beta,
+            );
+        }
     }
 }
 
@@ -343,7 +434,7 @@ fn tile_with_b<T: Scalar, B: TileB<T, NR>, const MR: usize, const NR: usize, con
         }));
         multiply_tile::<T, _, _, MR, NR, FMA>(&a, b, p.c, n, tile);
     } else {
-        let a = PackedA(&packed_a[ir * kc..][..kc * MR]);
+        let a = PackedA::<T, MR>(&packed_a[ir * kc..][..kc * MR]);
         multiply_tile::<T, _, _, MR, NR, FMA>(&a, b, p.c, n, tile);
     }
 }
@@ -362,8 +453,8 @@ trait TileA<T, const MR: usize> {
 /// `MR` rows of a plain `A` read in place, each exactly `depth` long.
 struct RowsOfA<'a, T, const MR: usize>([&'a [T]; MR]);
 
-/// A packed panel: `depth` steps of `MR` values.
-struct PackedA<'a, T>(&'a [T]);
+/// A packed panel: `depth` steps of `STRIDE` values, of which a tile reads the first `MR`.
+struct PackedA<'a, T, const STRIDE: usize>(&'a [T]);
 
 impl<T: Scalar, const MR: usize> TileA<T, MR> for RowsOfA<'_, T, MR> {
     #[inline(always)]
@@ -379,16 +470,17 @@ impl<T: Scalar, const MR: usize> TileA<T, MR> for RowsOfA<'_, T, MR> {
     }
 }
 
-impl<T: Scalar, const MR: usize> TileA<T, MR> for PackedA<'_, T> {
+impl<T: Scalar, const STRIDE: usize, const MR: usize> TileA<T, MR> for PackedA<'_, T, STRIDE> {
     #[inline(always)]
     fn depth(&self) -> usize {
-        self.0.len() / MR
+        self.0.len() / STRIDE
     }
     #[inline(always)]
     unsafe fn at(&self, depth: usize, i: usize) -> T {
-        debug_assert!(i < MR && depth * MR + i < self.0.len());
-        // SAFETY: `depth < self.depth()` and `i < MR` put the index below `self.0.len()`.
-        unsafe { *self.0.get_unchecked(depth * MR + i) }
+        debug_assert!(i < MR && MR <= STRIDE && depth * STRIDE + i < self.0.len());
+        // SAFETY: `depth < self.depth()` and `i < MR ≤ STRIDE` put the index below
+        // `self.0.len()`.
+        unsafe { *self.0.get_unchecked(depth * STRIDE + i) }
     }
 }
 
@@ -924,10 +1016,10 @@ mod tests {
                         )
                     };
                     let (mut dispatched, mut tiled) = (c0.clone(), c0.clone());
-                    gemm_body::<f32, 6, 16, BASELINE_FMA>(problem(&mut dispatched));
+                    gemm_body::<f32, 6, 16, BASELINE_FMA, false>(problem(&mut dispatched));
                     let mut packed_a = vec![0.0; MC * KC];
                     let mut packed_b = vec![0.0; KC * NC];
-                    blocked::<f32, 6, 16, BASELINE_FMA>(
+                    blocked::<f32, 6, 16, BASELINE_FMA, false>(
                         problem(&mut tiled),
                         &mut packed_a,
                         &mut packed_b,
