@@ -40,6 +40,59 @@ ROOT = Path(__file__).resolve().parent.parent
 MIN_BURST_SECONDS = 0.02
 
 
+# How many times one update makes each product (network, layer, product), so that the shape
+# timings add up to the products of a whole update. Layer 0 takes the state (and the action),
+# layer 2 is the output layer; "input" products of layer 0 are needed only to reach ∇ₐq.
+#   DDPG (steps 6.6-6.8): the actor runs forward on s' (its target) and on s; the critic on
+#   (s', a') (its target), (s, a) and (s, d(s)); the critic's loss backpropagates with weight
+#   gradients and input gradients down to layer 1; the actor step takes ∇ₐq through every
+#   critic layer, then the actor's weight gradients and input gradients down to layer 1.
+#   SAC: the actor runs forward on s' and on s; each of the twin critics on (s', a') (targets),
+#   (s, a) and (s, ã); each critic's loss backpropagates as DDPG's does, and the actor step
+#   takes ∇ₐq through both critics, then the actor's own backward pass.
+def products_per_update(algo: str) -> dict[tuple[str, int, str], int]:
+    actor, critic, twins = f"{algo}_actor", f"{algo}_critic", 2 if algo == "sac" else 1
+    counts = {}
+    for layer in range(3):
+        counts[(actor, layer, "forward")] = 2
+        counts[(critic, layer, "forward")] = 3 * twins
+        counts[(critic, layer, "weight")] = twins
+        counts[(actor, layer, "weight")] = 1
+        counts[(critic, layer, "input")] = (2 if layer > 0 else 1) * twins
+        counts[(actor, layer, "input")] = 1 if layer > 0 else 0
+    return counts
+
+
+def update_bounds(shapes: list[dict], updates: list[dict]) -> list[dict]:
+    """Seconds one update spends in matrix products at each library's measured speed, shape by
+    shape, and the steps/s that would leave: with no other work at all, and with our own time
+    outside matrix products added. The "fastest" column takes the fastest of the four at every
+    shape, a ceiling no single library reaches."""
+    by_key = {(s["network"], s["layer"], s["product"].split()[0]): s for s in shapes}
+    bounds = []
+    for update in updates:
+        counts = products_per_update(update["algo"])
+        flops = sum(n * 2 * by_key[k]["m"] * by_key[k]["n"] * by_key[k]["k"] for k, n in counts.items())
+        seconds = {}
+        for library in ("ours", "gemm_crate", "openblas", "torch", "fastest"):
+            total = 0.0
+            for key, n in counts.items():
+                s = by_key[key]
+                g = max(s["gflops"].values()) if library == "fastest" else s["gflops"][library]
+                total += n * 2 * s["m"] * s["n"] * s["k"] / (g * 1e9)
+            seconds[library] = total
+        outside = (update["seconds"] - update["gemm_seconds"]) / update["steps"]
+        bounds.append({
+            "algo": update["algo"],
+            "gflop_per_update": flops / 1e9,
+            "product_seconds": seconds,
+            "outside_seconds_per_step": outside,
+            "steps_per_second_products_only": {k: 1 / v for k, v in seconds.items()},
+            "steps_per_second_with_our_outside": {k: 1 / (v + outside) for k, v in seconds.items()},
+        })
+    return bounds
+
+
 def seconds_per_call(call, repeats: int) -> float:
     start, calls = time.perf_counter(), 0
     while time.perf_counter() - start < MIN_BURST_SECONDS:
@@ -155,6 +208,17 @@ def main() -> None:
             f"# {u['algo']}: {u['steps_per_second']:.1f} steps/s on one core, {u['share_outside_gemm']:.0%} of the "
             f"step outside matrix products ({u['gemm_seconds']:.2f} of {u['seconds']:.2f} s in matmul)"
         )
+    ours["update_bounds"] = update_bounds(ours["shapes"], ours["updates"])
+    print()
+    print("| algorithm | GFLOP per update | products at ours | OpenBLAS | torch | fastest at each shape | outside products (ours) |")
+    print("|---|---|---|---|---|---|---|")
+    for b in ours["update_bounds"]:
+        ms = {k: f"{1e3 * v:.2f} ms ({b['steps_per_second_with_our_outside'][k]:.0f} steps/s)" for k, v in b["product_seconds"].items()}
+        print(
+            f"| {b['algo']} | {b['gflop_per_update']:.3f} | {ms['ours']} | {ms['openblas']} | {ms['torch']} | {ms['fastest']} "
+            f"| {1e3 * b['outside_seconds_per_step']:.2f} ms |"
+        )
+    print("# steps/s in brackets: one step at that speed of products plus our own time outside them")
     blas = ", ".join(f"{d.get('internal_api')} {d.get('version')} {d.get('architecture')}" for d in peers["blas"])
     print(f"# peers: numpy {peers['numpy']} ({blas}), torch {peers['torch']}; {time.time() - started:.0f} s in all")
     if args.json:
