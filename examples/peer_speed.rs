@@ -6,7 +6,8 @@
 //! update each (untimed, as the peers' JIT compile and first updates are), then `steps`
 //! timed steps, each an environment step with one update.
 //!
-//! Everything after construction runs inside a rayon pool of `threads` threads. Prints
+//! Everything after construction runs inside a rayon pool of `threads` threads, whose
+//! other workers busy-wait for work as in `train` ([`policy_param::busy_workers`]). Prints
 //! one machine-readable line:
 //!
 //! ```text
@@ -143,6 +144,8 @@ impl Agent {
 
 fn run(args: &Args) -> Result<()> {
     let (mut agent, learning_starts) = Agent::new(args)?;
+    // As `train` and `Online::run` do: the pool's other workers busy-wait for work.
+    let _busy = policy_param::busy_workers::BusyWorkers::start();
     for _ in 0..learning_starts as u64 + args.warmup {
         agent.step()?;
     }

@@ -24,12 +24,14 @@
 //! | transitions, the replay buffer 𝓡, minibatches | [`replay`] |
 //! | seeding: one seed per run, one stream per consumer | [`rng`] |
 //! | evaluation of a policy over seeded episodes, in parallel | [`eval`] |
+//! | keeping a pool's other workers awake (busy-waiting for work) through a training loop | [`busy_workers`] |
 //!
 //! Conventions: networks compute in `f32`, ground truth in `f64`; every random number
 //! comes from a stream derived from the run's [`rng::RunSeed`], so results are
 //! bit-identical for a seed whatever the number of rayon threads.
 
 pub mod algo;
+pub mod busy_workers;
 pub mod env;
 pub mod error;
 pub mod eval;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::algo::online::{Agent, AgentConfig, EpisodeEnd, Online, UpdateMetrics};
+use crate::busy_workers::BusyWorkers;
 use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::eval::{EvalSettings, Evaluation};
@@ -223,7 +224,8 @@ pub fn evaluation_settings(env: &dyn Env, episodes: usize, seed: RunSeed) -> Eva
 }
 
 /// Trains `online` from where it stands to `run.steps` environment steps, evaluating on
-/// environments from `make_env` every `run.eval_every` steps and after the last.
+/// environments from `make_env` every `run.eval_every` steps and after the last. The
+/// current pool's other workers busy-wait for work meanwhile ([`BusyWorkers`]).
 /// Errors: the agent's, the environment's, and [`Error::Numerical`] when a critic loss
 /// is not finite or exceeds `run.max_loss`.
 pub fn train<A: Agent>(
@@ -238,6 +240,7 @@ pub fn train<A: Agent>(
     let mut timing = TrainTiming::default();
     let mut update_time = Duration::ZERO;
     let mut means = UpdateMeans::default();
+    let _busy = BusyWorkers::start();
     while online.steps() < run.steps {
         let before = Instant::now();
         let report = online.step()?;

@@ -45,6 +45,7 @@ use rand::{Rng as _, RngCore};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::busy_workers::BusyWorkers;
 use crate::env::Env;
 use crate::error::{rename_field, Error, Result};
 use crate::eval::{EvalSettings, Evaluation};
@@ -442,10 +443,12 @@ impl<A: Agent> Online<A> {
 
     /// Takes `steps` steps, handing every report to `observe` (which may evaluate, log or
     /// checkpoint through the run it receives, and stops the run by returning an error).
+    /// The current pool's other workers busy-wait for work meanwhile ([`BusyWorkers`]).
     pub fn run<F>(&mut self, steps: u64, mut observe: F) -> Result<()>
     where
         F: FnMut(&Self, &StepReport<A::Stats>) -> Result<()>,
     {
+        let _busy = BusyWorkers::start();
         for _ in 0..steps {
             let report = self.step()?;
             observe(self, &report)?;
