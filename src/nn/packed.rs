@@ -353,33 +353,39 @@ unsafe fn edge_tile_avx512<T: Scalar, const MR: usize, const NR: usize>(
     (ir, jr): (usize, usize),
     tile: Tile<T>,
 ) {
+    debug_assert!(tile.rows <= EDGE_ROWS && EDGE_ROWS <= MR);
+    let (kc, pc) = (block.kc, block.pc);
+    if block.read_b_in_place && tile.cols == NR {
+        let start = pc * p.b_row + tile.origin.1;
+        let b = RowsOfB::<T, NR>::new(&p.b[start..], p.b_row, kc);
+        edge_tile_with_b::<T, _, MR, NR>(p, block, packed_a, &b, ir, tile);
+    } else {
+        let b = PackedB(&packed_b[jr * kc..][..kc * NR]);
+        edge_tile_with_b::<T, _, MR, NR>(p, block, packed_a, &b, ir, tile);
+    }
+}
+
+/// [`edge_tile_avx512`] once `B`'s source is chosen: `A` in place, or its `MR`-interleaved
+/// packed panel of which the tile reads the first `EDGE_ROWS` values of each step.
+#[inline(always)]
+fn edge_tile_with_b<T: Scalar, B: TileB<T, NR>, const MR: usize, const NR: usize>(
+    p: &mut Problem<'_, T>,
+    block: &Block<T>,
+    packed_a: &[T],
+    b: &B,
+    ir: usize,
+    tile: Tile<T>,
+) {
     let (kc, pc, n) = (block.kc, block.pc, p.dims.n);
-    let rows = tile.rows;
-    debug_assert!(rows <= EDGE_ROWS && EDGE_ROWS <= MR);
-    let in_place_b = block.read_b_in_place && tile.cols == NR;
-    let start = pc * p.b_row + tile.origin.1;
     if block.read_a_in_place {
         let a = RowsOfA::<T, EDGE_ROWS>(std::array::from_fn(|i| {
-            let row = tile.origin.0 + i.min(rows - 1);
+            let row = tile.origin.0 + i.min(tile.rows - 1);
             &p.a[row * p.a_row + pc..][..kc]
         }));
-        if in_place_b {
-            let b = RowsOfB::<T, NR>::new(&p.b[start..], p.b_row, kc);
-            edge_multiply::<T, _, _, NR>(&a, &b, p.c, n, tile);
-        } else {
-            let b = PackedB(&packed_b[jr * kc..][..kc * NR]);
-            edge_multiply::<T, _, _, NR>(&a, &b, p.c, n, tile);
-        }
+        edge_multiply::<T, _, _, NR>(&a, b, p.c, n, tile);
     } else {
-        // A packed panel is MR-interleaved; the tile reads the first EDGE_ROWS of each step.
         let a = PackedA::<T, MR>(&packed_a[ir * kc..][..kc * MR]);
-        if in_place_b {
-            let b = RowsOfB::<T, NR>::new(&p.b[start..], p.b_row, kc);
-            edge_multiply::<T, _, _, NR>(&a, &b, p.c, n, tile);
-        } else {
-            let b = PackedB(&packed_b[jr * kc..][..kc * NR]);
-            edge_multiply::<T, _, _, NR>(&a, &b, p.c, n, tile);
-        }
+        edge_multiply::<T, _, _, NR>(&a, b, p.c, n, tile);
     }
 }
 
