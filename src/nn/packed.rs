@@ -315,8 +315,9 @@ fn block_tile<T: Scalar, const MR: usize, const NR: usize, const FMA: bool, cons
         alpha: p.alpha,
         beta: block.beta,
     };
+    // f32's 12×32 tile only: the f64 build (12×16) was not measured with an edge tile.
     #[cfg(target_arch = "x86_64")]
-    if AVX512 && MR == 12 && rows <= EDGE_ROWS {
+    if AVX512 && MR == 12 && NR == 32 && rows <= EDGE_ROWS {
         // SAFETY: the AVX-512 build runs only on a CPU with the features the edge kernel
         // is compiled with.
         unsafe { edge_tile_avx512::<T, MR, NR>(p, block, packed_a, packed_b, (ir, jr), tile) };
@@ -332,11 +333,11 @@ fn block_tile<T: Scalar, const MR: usize, const NR: usize, const FMA: bool, cons
     }
 }
 
-/// Rows up to which the AVX-512 build computes a block's last rows with a `4×NR` tile
-/// ([`edge_tile_avx512`]) instead of a full `12×NR` one whose extra rows repeat the last.
+/// Rows up to which the AVX-512 build in f32 computes a block's last rows with a `4×32` tile
+/// ([`edge_tile_avx512`]) instead of a full `12×32` one whose extra rows repeat the last.
 const EDGE_ROWS: usize = 4;
 
-/// The last `rows ≤ EDGE_ROWS` rows of a block in the AVX-512 build: `m = 256` leaves 4
+/// The last `rows ≤ EDGE_ROWS` rows of a block in the f32 AVX-512 build: `m = 256` leaves 4
 /// rows after 21 tiles of 12, and a first layer's weight gradient has 3 or 4 rows in all,
 /// so a 12-row tile would spend 2 or 3 times the multiply-adds it keeps. Each element still
 /// sums its depth in the same order (the same bits). Compiled apart (`inline(never)`): inlined
