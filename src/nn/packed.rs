@@ -315,21 +315,13 @@ fn block_tile<T: Scalar, const MR: usize, const NR: usize, const FMA: bool, cons
         alpha: p.alpha,
         beta: block.beta,
     };
-    // f32's 12×32 tile only: the f64 build (12×16) was not measured with an edge tile.
-    #[cfg(target_arch = "x86_64")]
-    if AVX512 && MR == 12 && NR == 32 && rows <= EDGE_ROWS {
-        // SAFETY: the AVX-512 build runs only on a CPU with the features the edge kernel
-        // is compiled with.
-        unsafe { edge_tile_avx512::<T, MR, NR>(p, block, packed_a, packed_b, (ir, jr), tile) };
-        return;
-    }
     if block.read_b_in_place && tile.cols == NR {
         let start = pc * p.b_row + tile.origin.1;
         let b = RowsOfB::<T, NR>::new(&p.b[start..], p.b_row, kc);
-        tile_with_b::<T, _, MR, NR, FMA>(p, block, packed_a, &b, (ir, rows), tile);
+        tile_with_b::<T, _, MR, NR, FMA, AVX512>(p, block, packed_a, &b, (ir, rows), tile);
     } else {
         let b = PackedB(&packed_b[jr * kc..][..kc * NR]);
-        tile_with_b::<T, _, MR, NR, FMA>(p, block, packed_a, &b, (ir, rows), tile);
+        tile_with_b::<T, _, MR, NR, FMA, AVX512>(p, block, packed_a, &b, (ir, rows), tile);
     }
 }
 
@@ -346,30 +338,7 @@ const EDGE_ROWS: usize = 4;
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline(never)]
-unsafe fn edge_tile_avx512<T: Scalar, const MR: usize, const NR: usize>(
-    p: &mut Problem<'_, T>,
-    block: &Block<T>,
-    packed_a: &[T],
-    packed_b: &[T],
-    (ir, jr): (usize, usize),
-    tile: Tile<T>,
-) {
-    debug_assert!(tile.rows <= EDGE_ROWS && EDGE_ROWS <= MR);
-    let (kc, pc) = (block.kc, block.pc);
-    if block.read_b_in_place && tile.cols == NR {
-        let start = pc * p.b_row + tile.origin.1;
-        let b = RowsOfB::<T, NR>::new(&p.b[start..], p.b_row, kc);
-        edge_tile_with_b::<T, _, MR, NR>(p, block, packed_a, &b, ir, tile);
-    } else {
-        let b = PackedB(&packed_b[jr * kc..][..kc * NR]);
-        edge_tile_with_b::<T, _, MR, NR>(p, block, packed_a, &b, ir, tile);
-    }
-}
-
-/// [`edge_tile_avx512`] once `B`'s source is chosen: `A` in place, or its `MR`-interleaved
-/// packed panel of which the tile reads the first `EDGE_ROWS` values of each step.
-#[inline(always)]
-fn edge_tile_with_b<T: Scalar, B: TileB<T, NR>, const MR: usize, const NR: usize>(
+unsafe fn edge_tile_avx512<T: Scalar, B: TileB<T, NR>, const MR: usize, const NR: usize>(
     p: &mut Problem<'_, T>,
     block: &Block<T>,
     packed_a: &[T],
@@ -377,6 +346,7 @@ fn edge_tile_with_b<T: Scalar, B: TileB<T, NR>, const MR: usize, const NR: usize
     ir: usize,
     tile: Tile<T>,
 ) {
+    debug_assert!(tile.rows <= EDGE_ROWS && EDGE_ROWS <= MR);
     let (kc, pc, n) = (block.kc, block.pc, p.dims.n);
     if block.read_a_in_place {
         let a = RowsOfA::<T, EDGE_ROWS>(std::array::from_fn(|i| {
@@ -385,6 +355,7 @@ fn edge_tile_with_b<T: Scalar, B: TileB<T, NR>, const MR: usize, const NR: usize
         }));
         edge_multiply::<T, _, _, NR>(&a, b, p.c, n, tile);
     } else {
+        // A packed panel is MR-interleaved; the tile reads the first EDGE_ROWS of each step.
         let a = PackedA::<T, MR>(&packed_a[ir * kc..][..kc * MR]);
         edge_multiply::<T, _, _, NR>(&a, b, p.c, n, tile);
     }
@@ -423,7 +394,14 @@ fn edge_multiply<T: Scalar, A: TileA<T, EDGE_ROWS>, B: TileB<T, NR>, const NR: u
 
 /// [`block_tile`] once `B`'s source is chosen: chooses `A`'s, multiplies and stores.
 #[inline(always)]
-fn tile_with_b<T: Scalar, B: TileB<T, NR>, const MR: usize, const NR: usize, const FMA: bool>(
+fn tile_with_b<
+    T: Scalar,
+    B: TileB<T, NR>,
+    const MR: usize,
+    const NR: usize,
+    const FMA: bool,
+    const AVX512: bool,
+>(
     p: &mut Problem<'_, T>,
     block: &Block<T>,
     packed_a: &[T],
@@ -431,6 +409,14 @@ fn tile_with_b<T: Scalar, B: TileB<T, NR>, const MR: usize, const NR: usize, con
     (ir, rows): (usize, usize),
     tile: Tile<T>,
 ) {
+    // f32's 12×32 tile only: the f64 build (12×16) was not measured with an edge tile.
+    #[cfg(target_arch = "x86_64")]
+    if AVX512 && MR == 12 && NR == 32 && rows <= EDGE_ROWS {
+        // SAFETY: the AVX-512 build runs only on a CPU with the features the edge kernel
+        // is compiled with.
+        unsafe { edge_tile_avx512::<T, B, MR, NR>(p, block, packed_a, b, ir, tile) };
+        return;
+    }
     let (kc, pc, n) = (block.kc, block.pc, p.dims.n);
     if block.read_a_in_place {
         // Rows past the edge repeat the last one; their results are computed and
